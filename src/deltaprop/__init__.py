@@ -1,0 +1,49 @@
+"""deltaprop: feedforward networks trained by backpropagation and batch gradient descent."""
+
+from .activations import ACTIVATIONS, Activation, get_activation
+from .errors import ConfigError, DataError, DeltapropError, DivergenceError, ModelFileError
+from .gradcheck import GradcheckReport, gradcheck
+from .losses import OUTPUTS, OutputLoss, get_output
+from .network import Network
+from .objective import Objective
+from .optimizers import Adam, GradientDescent, Momentum, Optimizer
+from .training import (
+    Budget,
+    Callback,
+    EarlyStopping,
+    History,
+    TrainingInterrupted,
+    TrainingState,
+    fit,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS",
+    "OUTPUTS",
+    "Activation",
+    "Adam",
+    "Budget",
+    "Callback",
+    "ConfigError",
+    "DataError",
+    "DeltapropError",
+    "DivergenceError",
+    "EarlyStopping",
+    "GradcheckReport",
+    "GradientDescent",
+    "History",
+    "ModelFileError",
+    "Momentum",
+    "Network",
+    "Objective",
+    "Optimizer",
+    "OutputLoss",
+    "TrainingInterrupted",
+    "TrainingState",
+    "fit",
+    "get_activation",
+    "get_output",
+    "gradcheck",
+]

@@ -1,0 +1,95 @@
+"""The per-chunk kernel: (θ, X_c, Ỹ_c) → (Σ_i ℓ_i, Σ_i ∇ℓ_i), by backpropagation of δ.
+
+Everything is written into a ``Workspace`` made once per chunk height, so a steady-state
+step allocates nothing proportional to the data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .network import Network
+
+
+class Workspace:
+    """Buffers for one block of up to ``rows`` samples: Z^(h) per layer, δ^(h), σ′ scratch,
+    the input/target cast to the working dtype, and a gradient-shaped accumulator."""
+
+    def __init__(self, network: Network, rows: int) -> None:
+        dtype = network.dtype
+        self.rows = rows
+        self.layers = [np.empty((rows, m), dtype) for m in network.sizes[1:]]
+        self.deltas = [np.empty((rows, m), dtype) for m in network.sizes[1:-1]]
+        self.slopes = [np.empty((rows, m), dtype) for m in network.sizes[1:-1]]
+        self.inputs = np.empty((rows, network.n_features), dtype)
+        self.targets = np.empty((rows, network.n_outputs), dtype)
+        self.row_index = np.arange(rows)
+        self.partial = np.empty_like(network.params)
+        self.partial_weights, self.partial_biases = network.split(self.partial)
+
+
+def cast_rows(block: np.ndarray, buffer: np.ndarray) -> np.ndarray:
+    """The block itself when it already has the buffer's dtype, else a cast copy in the buffer."""
+    if block.dtype == buffer.dtype and block.flags.c_contiguous:
+        return block
+    out = buffer[: len(block)].reshape(block.shape) if block.ndim == 1 else buffer[: len(block)]
+    np.copyto(out, block, casting="unsafe")
+    return out
+
+
+def loss_and_grad_sum(
+    network: Network,
+    X: np.ndarray,
+    Y: np.ndarray,
+    grad: np.ndarray | None,
+    workspace: Workspace,
+    accumulate: bool = False,
+) -> tuple[float, int]:
+    """Σ_i ℓ_i over the block and Σ_i ∇ℓ_i written (or added, if ``accumulate``) into ``grad``.
+
+    δ^(D) = f − Ỹ;  δ^(h−1) = σ′(A^(h−1)) ∘ (δ^(h) W^(h));
+    Σ_i ∇_{W^(h)} ℓ_i = δ^(h)ᵀ Z^(h−1);  Σ_i ∇_{b^(h)} ℓ_i = Σ_i δ^(h)_i.
+    With ``grad=None`` only the loss is computed. Also returns the number of correctly
+    classified rows (0 for regression).
+    """
+    m = len(X)
+    ws = workspace
+    X = cast_rows(X, ws.inputs)
+    if Y.ndim == 2 or not network.output.accepts_labels:
+        Y = cast_rows(Y, ws.targets)
+    rows = ws.row_index[:m]
+    Z = network.forward_chunk(X, [buf[:m] for buf in ws.layers])
+    logits = Z[-1]
+    correct = _count_correct(network, logits, Y)
+    loss = network.output.loss_and_delta(logits, Y, rows)
+    if grad is None:
+        return loss, correct
+    grad_w, grad_b = network.split(grad)
+    if accumulate:
+        out_w, out_b = ws.partial_weights, ws.partial_biases
+    else:
+        out_w, out_b = grad_w, grad_b
+    delta = logits
+    for h in range(network.n_layers - 1, -1, -1):
+        np.matmul(delta.T, Z[h], out=out_w[h])
+        np.sum(delta, axis=0, out=out_b[h])
+        if h > 0:
+            previous = ws.deltas[h - 1][:m]
+            slope = ws.slopes[h - 1][:m]
+            np.matmul(delta, network.weights[h], out=previous)
+            network.activations[h - 1].derivative(Z[h], slope)
+            previous *= slope
+            delta = previous
+    if accumulate:
+        grad += ws.partial
+    return loss, correct
+
+
+def _count_correct(network: Network, logits: np.ndarray, Y: np.ndarray) -> int:
+    """Rows whose predicted class (argmax of the logits) matches the target's."""
+    if network.output.name == "softmax":
+        truth = Y if Y.ndim == 1 else Y.argmax(axis=1)
+        return int(np.count_nonzero(logits.argmax(axis=1) == truth))
+    if network.output.name == "sigmoid":
+        return int(np.count_nonzero(((logits > 0) == (Y > 0.5)).all(axis=1)))
+    return 0

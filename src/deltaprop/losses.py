@@ -1,0 +1,86 @@
+"""Output pairs (σ_out, ℓ): each computes Σ_i ℓ_i from the logits a^(D) and
+overwrites them with the output error δ^(D) = f − Ỹ, which all pairs share.
+
+Targets are either a float matrix Ỹ (m × K) or, for softmax, integer labels (m,).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .activations import ACTIVATIONS
+from .errors import ConfigError
+
+_sigmoid = ACTIVATIONS["sigmoid"].function
+
+
+def _softmax(a, out):
+    """f = exp(a − max a) / Σ exp(a − max a), row-wise."""
+    np.subtract(a, a.max(axis=1, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(axis=1, keepdims=True)
+
+
+def _softmax_cross_entropy(a, y, rows):
+    """ℓ = −Σ_k Ỹ_k log f_k = log Σ_k exp a_k − a·Ỹ (log-sum-exp); a ← f − Ỹ."""
+    a -= a.max(axis=1, keepdims=True)
+    picked = a[rows, y].sum() if y.ndim == 1 else np.vdot(a, y)
+    np.exp(a, out=a)
+    norm = a.sum(axis=1, keepdims=True)
+    a /= norm
+    loss = float(np.log(norm).sum() - picked)
+    if y.ndim == 1:
+        a[rows, y] -= 1
+    else:
+        a -= y
+    return loss
+
+
+def _sigmoid_cross_entropy(a, y, rows):
+    """ℓ = Σ_k log(1 + e^{a_k}) − Ỹ_k a_k (binary cross-entropy per output); a ← σ(a) − Ỹ."""
+    loss = float(np.logaddexp(0, a).sum() - np.vdot(a, y))
+    _sigmoid(a, a)
+    a -= y
+    return loss
+
+
+def _squared_error(a, y, rows):
+    """ℓ = ½ Σ_k (f_k − Ỹ_k)² with f = a; a ← f − Ỹ."""
+    a -= y
+    return 0.5 * float(np.vdot(a, a))
+
+
+@dataclass(frozen=True)
+class OutputLoss:
+    """σ_out beside ℓ; ``loss_and_delta(a, Ỹ, rows)`` returns Σℓ and leaves δ = f − Ỹ in a."""
+
+    name: str
+    function: Callable[[np.ndarray, np.ndarray], None]
+    loss_and_delta: Callable[[np.ndarray, np.ndarray, np.ndarray], float]
+    classification: bool
+    accepts_labels: bool
+
+    def __repr__(self) -> str:
+        return f"OutputLoss({self.name!r})"
+
+
+OUTPUTS: dict[str, OutputLoss] = {
+    "softmax": OutputLoss("softmax", _softmax, _softmax_cross_entropy, True, True),
+    "sigmoid": OutputLoss("sigmoid", _sigmoid, _sigmoid_cross_entropy, True, False),
+    "identity": OutputLoss(
+        "identity", ACTIVATIONS["identity"].function, _squared_error, False, False
+    ),
+}
+
+
+def get_output(name: str | OutputLoss) -> OutputLoss:
+    """Look up an output pair: ``"softmax"`` (cross-entropy), ``"identity"`` (squared error)
+    or ``"sigmoid"`` (independent outputs with binary cross-entropy, for multi-label targets)."""
+    if isinstance(name, OutputLoss):
+        return name
+    if name not in OUTPUTS:
+        raise ConfigError(f"unknown output {name!r}; choose one of: {', '.join(OUTPUTS)}")
+    return OUTPUTS[name]

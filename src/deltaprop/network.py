@@ -1,0 +1,205 @@
+"""The feedforward network: sizes, the flat parameter vector θ = [w; b] and the forward pass."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .activations import Activation, get_activation
+from .errors import ConfigError, DataError
+from .losses import OutputLoss, get_output
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+FORWARD_CHUNK = 8192
+
+
+def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """The caller's Generator itself, or a new one seeded with ``seed``."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+def resolve_dtype(dtype) -> np.dtype:
+    """float32 or float64; anything else is refused."""
+    key = np.dtype(dtype).name if dtype is not None else None
+    if key not in DTYPES:
+        raise ConfigError(f"unsupported dtype {dtype!r}; use 'float32' or 'float64'")
+    return np.dtype(DTYPES[key])
+
+
+class Network:
+    """A feedforward network f(x) = σ_out(a^(D)), a^(h) = W^(h) z^(h−1) + b^(h), z^(h) = σ(a^(h)).
+
+    ``sizes = [d, m_1, ..., m_{D−1}, K]``. ``weights[h]`` is W^(h+1) (out × in) and
+    ``biases[h]`` is b^(h+1); both are views into ``params`` = [all W (C order) | all b].
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str | Sequence[str] = "relu",
+        output: str = "softmax",
+        dtype: str = "float32",
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        self.sizes = _check_sizes(sizes)
+        hidden = len(self.sizes) - 2
+        names = (
+            [activation] * hidden if isinstance(activation, (str, Activation)) else list(activation)
+        )
+        if len(names) != hidden:
+            raise ConfigError(
+                f"got {len(names)} activations for {hidden} hidden layers; give one name "
+                "or one per hidden layer"
+            )
+        self.activations: list[Activation] = [get_activation(a) for a in names]
+        self.output: OutputLoss = get_output(output)
+        self.dtype = resolve_dtype(dtype)
+        shapes = list(zip(self.sizes[1:], self.sizes[:-1]))
+        self.n_weights = sum(o * i for o, i in shapes)
+        self.params = np.zeros(self.n_weights + sum(self.sizes[1:]), dtype=self.dtype)
+        self.weights, self.biases = self.split(self.params)
+        self.initialize(seed)
+
+    @property
+    def n_layers(self) -> int:
+        """D, the number of weight layers."""
+        return len(self.sizes) - 1
+
+    @property
+    def n_features(self) -> int:
+        return self.sizes[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.sizes[-1]
+
+    def split(self, flat: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per-layer (W, b) views into a flat vector laid out like ``params``."""
+        weights, biases = [], []
+        w_at, b_at = 0, self.n_weights
+        for fan_out, fan_in in zip(self.sizes[1:], self.sizes[:-1]):
+            weights.append(flat[w_at : w_at + fan_out * fan_in].reshape(fan_out, fan_in))
+            biases.append(flat[b_at : b_at + fan_out])
+            w_at, b_at = w_at + fan_out * fan_in, b_at + fan_out
+        return weights, biases
+
+    def initialize(self, seed: int | np.random.Generator | None = None) -> None:
+        """Glorot uniform for identity/sigmoid/tanh layers, He normal before ReLU; zero biases."""
+        rng = as_generator(seed)
+        names = [a.name for a in self.activations] + ["output"]
+        for W, b, name in zip(self.weights, self.biases, names):
+            fan_out, fan_in = W.shape
+            if name == "relu":
+                W[...] = rng.standard_normal(W.shape) * np.sqrt(2.0 / fan_in)
+            else:
+                limit = np.sqrt(6.0 / (fan_in + fan_out))
+                if name == "sigmoid":
+                    limit *= 4.0  # Glorot & Bengio's factor for the logistic function
+                W[...] = rng.uniform(-limit, limit, W.shape)
+            b[...] = 0
+
+    def forward_chunk(self, X: np.ndarray, buffers: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Forward pass of one row block into ``buffers`` (one m × m_h array per layer).
+
+        A^(h) = Z^(h−1) W^(h)ᵀ + b^(h) and Z^(h) = σ(A^(h)) overwrite the same buffer;
+        the last buffer holds the logits A^(D). Returns [Z^(0) = X, Z^(1), ..., A^(D)].
+        """
+        outputs = [X]
+        last = self.n_layers - 1
+        for h, (W, b, out) in enumerate(zip(self.weights, self.biases, buffers)):
+            np.matmul(outputs[-1], W.T, out=out)
+            out += b
+            if h < last:
+                self.activations[h].function(out, out)
+            outputs.append(out)
+        return outputs
+
+    def forward(self, X) -> np.ndarray:
+        """f(X): class probabilities (softmax/sigmoid) or regression outputs, shape n × K."""
+        X = check_features(X, self.n_features)
+        f = np.empty((len(X), self.n_outputs), dtype=self.dtype)
+        rows = min(len(X), FORWARD_CHUNK)
+        buffers = [np.empty((rows, m), dtype=self.dtype) for m in self.sizes[1:-1]]
+        for start in range(0, len(X), rows):
+            stop = min(start + rows, len(X))
+            out = [buf[: stop - start] for buf in buffers] + [f[start:stop]]
+            chunk = np.asarray(X[start:stop], dtype=self.dtype)
+            self.output.function(self.forward_chunk(chunk, out)[-1], f[start:stop])
+        return f
+
+    def predict(self, X) -> np.ndarray:
+        """Class indices (argmax f) for a softmax output, f itself otherwise."""
+        f = self.forward(X)
+        if self.output.name == "softmax":
+            return f.argmax(axis=1)
+        if self.output.name == "sigmoid":
+            return (f > 0.5).astype(np.intp)
+        return f
+
+    def copy(self) -> Network:
+        """An independent network with the same architecture and parameters."""
+        clone = Network.__new__(Network)
+        clone.__dict__.update(self.__dict__)
+        clone.activations = list(self.activations)
+        clone.sizes = list(self.sizes)
+        clone.params = self.params.copy()
+        clone.weights, clone.biases = clone.split(clone.params)
+        return clone
+
+    def astype(self, dtype) -> Network:
+        """A copy of the network in another floating dtype."""
+        clone = self.copy()
+        clone.dtype = resolve_dtype(dtype)
+        clone.params = self.params.astype(clone.dtype)
+        clone.weights, clone.biases = clone.split(clone.params)
+        return clone
+
+    def __repr__(self) -> str:
+        hidden = ",".join(a.name for a in self.activations) or "-"
+        return (
+            f"Network(sizes={self.sizes}, activation=[{hidden}], output={self.output.name!r}, "
+            f"dtype={self.dtype.name!r})"
+        )
+
+
+def _check_sizes(sizes) -> list[int]:
+    try:
+        values = [int(s) for s in sizes]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"sizes must be a list of integers [d, m_1, ..., K], got {sizes!r}"
+        ) from None
+    if len(values) < 2:
+        raise ConfigError(f"sizes needs at least an input and an output width, got {values}")
+    if any(v < 1 or v != s for v, s in zip(values, sizes)):
+        raise ConfigError(f"every width in sizes must be a positive integer, got {list(sizes)}")
+    return values
+
+
+def check_features(X, n_features: int) -> np.ndarray:
+    """X as a 2-D array with ``n_features`` columns and only finite values."""
+    if not hasattr(X, "shape") or not hasattr(X, "dtype"):
+        X = np.asarray(X)
+    if X.ndim == 1 and n_features == 1:
+        X = X.reshape(-1, 1)
+    if X.ndim != 2:
+        raise DataError(f"X must be 2-D (n samples × {n_features} features), got shape {X.shape}")
+    if X.shape[1] != n_features:
+        raise DataError(
+            f"X has {X.shape[1]} features but the network expects {n_features}; "
+            "pass data with the same columns the network was built for"
+        )
+    if X.shape[0] == 0:
+        raise DataError("X has no rows; pass at least one sample")
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise DataError(f"X must hold real numbers, got dtype {X.dtype}")
+    if not np.isfinite(np.sum(X, dtype=np.float64)) and not np.isfinite(X).all():
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise DataError(
+            f"X contains NaN or infinity (first at row {bad[0]}, column {bad[1]}); "
+            "remove or impute those values"
+        )
+    return X

@@ -1,0 +1,128 @@
+"""Update rules on the flat parameter vector: each ``step(params, grad)`` is a few
+whole-vector operations in place, with state buffers made once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+def _check_rate(name: str, value: float) -> float:
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(rate) or rate <= 0:
+        raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+    return rate
+
+
+def _check_fraction(name: str, value: float) -> float:
+    fraction = float(value)
+    if not 0 <= fraction < 1:
+        raise ConfigError(f"{name} must lie in [0, 1), got {value!r}")
+    return fraction
+
+
+class Optimizer:
+    """Base class: a learning rate η, state buffers and a ``step`` counter for checkpoints."""
+
+    def __init__(self, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
+        self.steps = 0
+
+    @property
+    def learning_rate(self) -> float:
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        self._learning_rate = _check_rate("learning_rate (η)", value)
+
+    def step(self, params: np.ndarray, grad: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _buffers(self, params: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:
+        """State vectors shaped like ``params``, made on the first step."""
+        if getattr(self, "_state", None) is None or self._state[names[0]].shape != params.shape:
+            self._state = {name: np.zeros_like(params) for name in names}
+        return [self._state[name] for name in names]
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume: scalars and state arrays (copies)."""
+        arrays = {k: v.copy() for k, v in (getattr(self, "_state", None) or {}).items()}
+        return {"learning_rate": self.learning_rate, "steps": self.steps, "arrays": arrays}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.learning_rate = state["learning_rate"]
+        self.steps = int(state["steps"])
+        arrays = state.get("arrays") or {}
+        self._state = {k: np.array(v) for k, v in arrays.items()} or None
+
+
+class GradientDescent(Optimizer):
+    """The lecture's rule θ ← θ − η g, η > 0."""
+
+    def step(self, params: np.ndarray, grad: np.ndarray) -> None:
+        (scaled,) = self._buffers(params, ("scratch",))
+        np.multiply(grad, self.learning_rate, out=scaled)
+        params -= scaled
+        self.steps += 1
+
+
+class Momentum(Optimizer):
+    """Heavy ball v ← μv − ηg, θ ← θ + v; Nesterov: θ ← θ + μv − ηg (scikit-learn's form)."""
+
+    def __init__(self, learning_rate: float, momentum: float = 0.9, nesterov: bool = False) -> None:
+        super().__init__(learning_rate)
+        self.momentum = _check_fraction("momentum", momentum)
+        self.nesterov = bool(nesterov)
+
+    def step(self, params: np.ndarray, grad: np.ndarray) -> None:
+        velocity, scaled = self._buffers(params, ("velocity", "scratch"))
+        np.multiply(grad, self.learning_rate, out=scaled)
+        velocity *= self.momentum
+        velocity -= scaled
+        if self.nesterov:
+            params -= scaled
+            np.multiply(velocity, self.momentum, out=scaled)
+        else:
+            np.copyto(scaled, velocity)
+        params += scaled
+        self.steps += 1
+
+
+class Adam(Optimizer):
+    """Adam: m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², θ ← θ − η_t m / (√v + ε),
+    η_t = η √(1−β₂ᵗ)/(1−β₁ᵗ) (Kingma & Ba, as scikit-learn writes it)."""
+
+    def __init__(
+        self,
+        learning_rate: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(learning_rate)
+        self.beta1 = _check_fraction("beta1", beta1)
+        self.beta2 = _check_fraction("beta2", beta2)
+        self.eps = _check_rate("eps", eps)
+
+    def step(self, params: np.ndarray, grad: np.ndarray) -> None:
+        first, second, scratch = self._buffers(params, ("first", "second", "scratch"))
+        self.steps += 1
+        t = self.steps
+        first *= self.beta1
+        np.multiply(grad, 1 - self.beta1, out=scratch)
+        first += scratch
+        second *= self.beta2
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - self.beta2
+        second += scratch
+        rate = self.learning_rate * np.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
+        np.sqrt(second, out=scratch)
+        scratch += self.eps
+        np.divide(first, scratch, out=scratch)
+        scratch *= rate
+        params -= scratch

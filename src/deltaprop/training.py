@@ -1,0 +1,303 @@
+"""The fit loop: batch (or mini-batch) gradient descent with history, callbacks,
+divergence handling and Ctrl-C that keeps the best parameters."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ConfigError, DivergenceError
+from .network import Network, as_generator
+from .objective import Objective, check_data
+from .optimizers import GradientDescent, Optimizer
+
+
+class History:
+    """Per-epoch records: ``objective`` (J at the parameters the step was taken from),
+    ``loss`` (L_S), ``grad_norm`` (‖g‖), ``accuracy``, ``val_loss``, ``val_accuracy``,
+    ``time`` (seconds since the start), plus whatever callbacks add.
+
+    ``history["objective"]`` is that column as an array; ``history.records`` the raw rows.
+    """
+
+    def __init__(self, records: Sequence[dict] | None = None) -> None:
+        self.records: list[dict] = [dict(r) for r in records or ()]
+        self.stop_reason: str = ""
+
+    def append(self, record: dict) -> None:
+        self.records.append(record)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if not any(key in r for r in self.records):
+            raise KeyError(f"history has no column {key!r}; columns: {', '.join(self.columns)}")
+        return np.array([r.get(key, np.nan) for r in self.records], dtype=float)
+
+    def __contains__(self, key: str) -> bool:
+        return any(key in r for r in self.records)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(dict.fromkeys(k for r in self.records for k in r))
+
+    @property
+    def epochs(self) -> int:
+        return len(self.records)
+
+    def to_dict(self) -> dict:
+        return {"records": self.records, "stop_reason": self.stop_reason}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> History:
+        history = cls(data.get("records", []))
+        history.stop_reason = data.get("stop_reason", "")
+        return history
+
+    def __repr__(self) -> str:
+        last = self.records[-1] if self.records else {}
+        summary = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float))
+        return f"History(epochs={len(self)}{', ' if summary else ''}{summary})"
+
+
+@dataclass
+class TrainingState:
+    """What callbacks see: the network, optimizer, objective, history, epoch and RNG."""
+
+    network: Network
+    optimizer: Optimizer
+    objective: Objective
+    history: History
+    rng: np.random.Generator
+    epochs: int
+    epoch: int = 0
+    stop: bool = False
+    best_params: np.ndarray | None = None
+    best_score: float = math.inf
+    extra: dict = field(default_factory=dict)
+
+    def request_stop(self, reason: str) -> None:
+        self.stop = True
+        self.history.stop_reason = reason
+
+
+class Callback:
+    """Hooks into ``fit``; override any. ``on_epoch_end`` may call ``state.request_stop``."""
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        pass
+
+    def on_epoch_end(self, state: TrainingState, record: dict) -> None:
+        pass
+
+    def on_train_end(self, state: TrainingState) -> None:
+        pass
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` (default ``val_loss``, or ``objective`` without validation data)
+    has not improved by ``min_delta`` for ``patience`` epochs; the best parameters are
+    restored at the end."""
+
+    def __init__(self, patience: int = 10, min_delta: float = 0.0, monitor: str | None = None):
+        if int(patience) < 1:
+            raise ConfigError(f"patience must be ≥ 1, got {patience!r}")
+        self.patience, self.min_delta, self.monitor = int(patience), float(min_delta), monitor
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        self.best, self.waited = math.inf, 0
+        self.params = state.network.params.copy()
+
+    def on_epoch_end(self, state: TrainingState, record: dict) -> None:
+        key = self.monitor or ("val_loss" if "val_loss" in record else "objective")
+        value = record[key]
+        if value < self.best - self.min_delta:
+            self.best, self.waited = value, 0
+            # the record describes the parameters before this epoch's step
+            np.copyto(self.params, state.extra["params_before_step"])
+        else:
+            self.waited += 1
+            if self.waited >= self.patience:
+                state.request_stop(
+                    f"early stopping: {key} did not improve for {self.patience} epochs"
+                )
+
+    def on_train_end(self, state: TrainingState) -> None:
+        if math.isfinite(self.best):
+            np.copyto(state.network.params, self.params)
+
+
+class Budget(Callback):
+    """Stop after ``seconds`` of wall time or ``epochs`` epochs, whichever comes first."""
+
+    def __init__(self, seconds: float | None = None, epochs: int | None = None):
+        self.seconds, self.epochs = seconds, epochs
+
+    def on_epoch_end(self, state: TrainingState, record: dict) -> None:
+        if self.seconds is not None and record["time"] >= self.seconds:
+            state.request_stop(f"time budget of {self.seconds:g} s reached")
+        if self.epochs is not None and len(state.history) >= self.epochs:
+            state.request_stop(f"epoch budget of {self.epochs} reached")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``fit``: the network holds the best parameters so far; ``history`` is kept."""
+
+    def __init__(self, history: History) -> None:
+        super().__init__("training interrupted; the best parameters so far were kept")
+        self.history = history
+
+
+def fit(
+    network: Network,
+    X,
+    Y,
+    *,
+    l2: float = 0.0,
+    optimizer: Optimizer | None = None,
+    epochs: int = 100,
+    batch_size: int | None = None,
+    shuffle: bool = True,
+    validation: tuple | None = None,
+    callbacks: Sequence[Callback] = (),
+    seed: int | np.random.Generator | None = None,
+    chunk_size: int | None = None,
+    history: History | None = None,
+    on_divergence: str = "raise",
+) -> History:
+    """Train ``network`` in place by θ ← θ − η g (or ``optimizer``'s rule) for ``epochs`` epochs.
+
+    ``batch_size=None`` is full-batch gradient descent: one epoch is one step of the
+    lecture's rule on g = (1/n) Σ_i ∇ℓ_i + λ[w; 0]. An integer gives shuffled mini-batches
+    with the same λ. Passing a previous ``history`` continues it (for resuming).
+    A non-finite objective restores the last finite parameters and raises
+    ``DivergenceError`` (or warns, with ``on_divergence="warn"``).
+    """
+    X, Y = check_data(network, X, Y)
+    if int(epochs) != epochs or epochs < 0:
+        raise ConfigError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+        raise ConfigError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    if on_divergence not in ("raise", "warn"):
+        raise ConfigError(f"on_divergence must be 'raise' or 'warn', got {on_divergence!r}")
+    if validation is not None:
+        validation = check_data(network, *validation)
+    optimizer = optimizer or GradientDescent(0.1)
+    objective = Objective(network, l2=l2, chunk_size=chunk_size)
+    val_objective = Objective(network, l2=l2, chunk_size=chunk_size) if validation else None
+    state = TrainingState(
+        network, optimizer, objective, history or History(), as_generator(seed), int(epochs)
+    )
+    before, last_finite, best = (network.params.copy() for _ in range(3))
+    for callback in callbacks:
+        callback.on_train_begin(state)
+    start = time.perf_counter()
+    elapsed_before = state.history.records[-1]["time"] if len(state.history) else 0.0
+    try:
+        first = len(state.history)
+        for epoch in range(first, first + int(epochs)):
+            state.epoch = epoch
+            np.copyto(before, network.params)
+            state.extra["params_before_step"] = before
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
+                record = _epoch(state, X, Y, batch_size, shuffle)
+            if not math.isfinite(record["objective"]) or not np.isfinite(network.params.sum()):
+                # J was non-finite at θ_t (restore θ_{t−1}) or the step left θ non-finite
+                finite_before = math.isfinite(record["objective"])
+                np.copyto(network.params, before if finite_before else last_finite)
+                _diverged(state, record, on_divergence)
+                break
+            before, last_finite = last_finite, before
+            if validation is not None:
+                record.update(_validate(val_objective, network, last_finite, *validation))
+            record["time"] = elapsed_before + time.perf_counter() - start
+            state.history.append(record)
+            score = record.get("val_loss", record["objective"])
+            if score < state.best_score:
+                state.best_score = score
+                np.copyto(best, last_finite)
+            for callback in callbacks:
+                callback.on_epoch_end(state, record)
+            if state.stop:
+                break
+    except KeyboardInterrupt:
+        if math.isfinite(state.best_score):
+            np.copyto(network.params, best)
+        state.history.stop_reason = "interrupted (Ctrl-C); the best parameters so far were kept"
+        for callback in callbacks:
+            callback.on_train_end(state)
+        raise TrainingInterrupted(state.history) from None
+    for callback in callbacks:
+        callback.on_train_end(state)
+    return state.history
+
+
+def _epoch(state: TrainingState, X, Y, batch_size, shuffle) -> dict:
+    """One pass over the data: a single full-batch step, or one step per mini-batch."""
+    net, objective, optimizer = state.network, state.objective, state.optimizer
+    n = len(X)
+    if batch_size is None or batch_size >= n:
+        J, g = objective.evaluate(X, Y)
+        last = objective.last
+        record = {"objective": J, "loss": last.loss, "grad_norm": float(np.linalg.norm(g))}
+        if net.output.classification:
+            record["accuracy"] = last.accuracy
+        if math.isfinite(J):
+            optimizer.step(net.params, g)
+        return record
+    order = state.rng.permutation(n) if shuffle else None
+    totals = {"objective": 0.0, "loss": 0.0, "grad_norm": 0.0, "correct": 0}
+    for begin in range(0, n, batch_size):
+        index = (
+            order[begin : begin + batch_size]
+            if order is not None
+            else slice(begin, begin + batch_size)
+        )
+        J, g = objective.evaluate(X[index], Y[index])
+        m = objective.last.n
+        totals["objective"] += J * m
+        totals["loss"] += objective.last.loss * m
+        totals["grad_norm"] += float(np.linalg.norm(g)) * m
+        totals["correct"] += objective.last.correct
+        if not math.isfinite(J):
+            return {"objective": J}
+        optimizer.step(net.params, g)
+    record = {k: totals[k] / n for k in ("objective", "loss", "grad_norm")}
+    if net.output.classification:
+        record["accuracy"] = totals["correct"] / n
+    return record
+
+
+def _validate(objective: Objective, network: Network, params: np.ndarray, Xv, Yv) -> dict:
+    """Validation loss/accuracy at ``params`` (the parameters the epoch's record describes)."""
+    current = network.params.copy()
+    np.copyto(network.params, params)
+    try:
+        objective.evaluate(Xv, Yv, with_grad=False)
+    finally:
+        np.copyto(network.params, current)
+    result = {"val_loss": objective.last.loss}
+    if network.output.classification:
+        result["val_accuracy"] = objective.last.accuracy
+    return result
+
+
+def _diverged(state: TrainingState, record: dict, on_divergence: str) -> None:
+    eta = state.optimizer.learning_rate
+    message = (
+        f"training diverged at epoch {state.epoch + 1}: the objective became {record['objective']}"
+        f" with learning rate η = {eta:g}; the last finite parameters were restored. "
+        f"Try a smaller learning rate (e.g. η = {eta / 10:g})."
+    )
+    state.history.stop_reason = message
+    if on_divergence == "raise":
+        err = DivergenceError(message)
+        err.history = state.history
+        raise err
+    warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -1,0 +1,26 @@
+import numpy as np
+import pytest
+
+import deltaprop as dp
+
+
+def random_problem(sizes, activation="tanh", output="softmax", n=30, seed=0, dtype="float64"):
+    """A network with random (non-zero) biases and data/targets matching its output."""
+    rng = np.random.default_rng(seed)
+    net = dp.Network(sizes, activation=activation, output=output, dtype=dtype, seed=rng)
+    net.biases[-1][...] = 0  # keep exactness of the last layer's init irrelevant
+    net.params[net.n_weights :] = rng.normal(0, 0.5, net.params.size - net.n_weights)
+    X = rng.standard_normal((n, sizes[0]))
+    K = sizes[-1]
+    if output == "softmax":
+        Y = rng.integers(0, K, n)
+    elif output == "sigmoid":
+        Y = (rng.random((n, K)) > 0.5).astype(float)
+    else:
+        Y = rng.standard_normal((n, K))
+    return net, X, Y
+
+
+@pytest.fixture
+def problem():
+    return random_problem

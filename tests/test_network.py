@@ -1,0 +1,80 @@
+"""Network layout, initialisation, forward pass and configuration errors."""
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+
+
+def test_params_layout_is_all_weights_then_all_biases_with_views():
+    net = dp.Network([3, 4, 2], activation="tanh", seed=0)
+    assert [W.shape for W in net.weights] == [(4, 3), (2, 4)]
+    assert [b.shape for b in net.biases] == [(4,), (2,)]
+    assert net.params.shape == (3 * 4 + 4 * 2 + 4 + 2,)
+    np.testing.assert_array_equal(net.params[:12], net.weights[0].ravel())
+    np.testing.assert_array_equal(net.params[12:20], net.weights[1].ravel())
+    net.weights[1][0, 0] = 42.0
+    assert net.params[12] == 42.0
+    net.params[20] = -7.0
+    assert net.biases[0][0] == -7.0
+
+
+def test_same_seed_same_parameters_and_generator_is_accepted():
+    a = dp.Network([5, 8, 3], seed=11)
+    b = dp.Network([5, 8, 3], seed=11)
+    c = dp.Network([5, 8, 3], seed=np.random.default_rng(11))
+    np.testing.assert_array_equal(a.params, b.params)
+    np.testing.assert_array_equal(a.params, c.params)
+    assert not np.array_equal(a.params, dp.Network([5, 8, 3], seed=12).params)
+
+
+def test_initialisation_scales_follow_the_activation():
+    he = dp.Network([400, 300, 2], activation="relu", seed=0).weights[0]
+    glorot = dp.Network([400, 300, 2], activation="tanh", seed=0).weights[0]
+    assert he.std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+    assert np.abs(glorot).max() <= np.sqrt(6 / 700)
+    assert glorot.std() == pytest.approx(np.sqrt(2 / 700), rel=0.02)
+
+
+def test_forward_gives_probabilities_and_matches_the_lecture_formula():
+    net = dp.Network([2, 3, 4], activation="sigmoid", dtype="float64", seed=1)
+    X = np.random.default_rng(0).standard_normal((5, 2))
+    f = net.forward(X)
+    z1 = 1 / (1 + np.exp(-(X @ net.weights[0].T + net.biases[0])))
+    a2 = z1 @ net.weights[1].T + net.biases[1]
+    expected = np.exp(a2) / np.exp(a2).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(f, expected, rtol=1e-12)
+    np.testing.assert_array_equal(net.predict(X), expected.argmax(axis=1))
+
+
+def test_depth_one_float32_default_and_per_layer_activations():
+    assert dp.Network([4, 3]).params.dtype == np.float32
+    net = dp.Network([2, 3, 3, 1], activation=["tanh", "logistic"], output="identity")
+    assert [a.name for a in net.activations] == ["tanh", "sigmoid"]
+    assert net.forward(np.zeros((2, 2))).shape == (2, 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sizes": [3, 0, 2]}, "positive"),
+        ({"sizes": [3]}, "at least"),
+        ({"sizes": [3, 2.5, 2]}, "positive integer"),
+        ({"sizes": [3, 4, 2], "activation": "swish"}, "unknown activation"),
+        ({"sizes": [3, 4, 2], "activation": ["tanh", "relu"]}, "2 activations for 1 hidden"),
+        ({"sizes": [3, 2], "output": "softplus"}, "unknown output"),
+        ({"sizes": [3, 2], "dtype": "float16"}, "dtype"),
+    ],
+)
+def test_bad_configuration_is_refused(kwargs, message):
+    with pytest.raises(dp.ConfigError, match=message):
+        dp.Network(**kwargs)
+
+
+def test_copy_and_astype_are_independent():
+    net = dp.Network([2, 3, 2], seed=0)
+    twin = net.copy()
+    twin.weights[0][0, 0] += 1
+    assert net.weights[0][0, 0] != twin.weights[0][0, 0]
+    wide = net.astype("float64")
+    assert wide.params.dtype == np.float64 and np.shares_memory(wide.weights[0], wide.params)

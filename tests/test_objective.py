@@ -1,0 +1,92 @@
+"""J = L_S + λ/2‖w‖², its chunked accumulation, and its input checks."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+
+from conftest import random_problem
+
+
+@pytest.mark.parametrize("output", ["softmax", "identity"])
+def test_every_chunk_size_gives_the_same_objective_and_gradient(output):
+    net, X, Y = random_problem([4, 7, 5, 3], "tanh", output, n=23, seed=3)
+    reference = dp.Objective(net, l2=0.2, chunk_size=len(X))
+    J_ref, g_ref = reference.value_and_grad(X, Y)
+    g_ref = g_ref.copy()
+    for chunk in (1, 7, 23):
+        J, g = dp.Objective(net, l2=0.2, chunk_size=chunk).value_and_grad(X, Y)
+        assert J == pytest.approx(J_ref, rel=1e-13)
+        np.testing.assert_allclose(g, g_ref, rtol=1e-11, atol=1e-14)
+
+
+def test_objective_is_mean_loss_plus_half_l2_of_weights_only():
+    net, X, Y = random_problem([2, 3, 2], "sigmoid", "identity", n=10, seed=1)
+    f = net.forward(X)
+    data_loss = 0.5 * np.sum((f - Y) ** 2) / len(X)
+    w2 = sum(np.sum(W**2) for W in net.weights)
+    assert dp.Objective(net, l2=0.7).value(X, Y) == pytest.approx(data_loss + 0.35 * w2)
+    g = dp.Objective(net, l2=0.7).value_and_grad(X, Y)[1]
+    g0 = dp.Objective(net, l2=0.0).value_and_grad(X, Y)[1].copy()
+    np.testing.assert_allclose(g[net.n_weights :], g0[net.n_weights :])  # biases unpenalised
+
+
+def test_one_hot_and_integer_labels_agree():
+    net, X, y = random_problem([3, 4, 3], "relu", "softmax", n=12, seed=2)
+    J1, g1 = dp.Objective(net).value_and_grad(X, y)
+    g1 = g1.copy()
+    J2, g2 = dp.Objective(net).value_and_grad(X, np.eye(3)[y])
+    assert J1 == pytest.approx(J2)
+    np.testing.assert_allclose(g1, g2)
+
+
+def _step_peak_bytes(n):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, 20)).astype(np.float32)
+    y = rng.integers(0, 5, n)
+    net = dp.Network([20, 32, 32, 5], seed=0)
+    objective = dp.Objective(net, chunk_size=256)
+    optimizer = dp.GradientDescent(0.1)
+    for _ in range(2):  # warm up: workspaces and optimizer buffers are made here
+        optimizer.step(net.params, objective.value_and_grad(X, y)[1])
+    tracemalloc.start()
+    optimizer.step(net.params, objective.value_and_grad(X, y)[1])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def test_steady_state_step_allocation_does_not_grow_with_n():
+    small, large = _step_peak_bytes(2_000), _step_peak_bytes(64_000)
+    # the data grows by 4.9 MB; the step's allocations stay small and constant
+    assert large < small + 16_000, (small, large)
+    assert large < 200_000
+
+
+@pytest.mark.parametrize(
+    "X, Y, message",
+    [
+        (np.ones((4, 3)), np.zeros(5, int), "rows"),
+        (np.ones((4, 2)), np.zeros(4, int), "features"),
+        (np.array([[np.nan, 1, 1]] * 4), np.zeros(4, int), "NaN"),
+        (np.ones((4, 3)), np.array([0, 1, 2, 3]), "0..2"),
+        (np.ones((4, 3)), np.array([0, -1, 2, 1]), "0..2"),
+        (np.ones((4, 3)), np.array([0.5, 1, 2, 1]), "integers"),
+        (np.ones(3), np.zeros(1, int), "2-D"),
+        (np.ones((0, 3)), np.zeros(0, int), "no rows"),
+    ],
+)
+def test_bad_data_is_refused_with_a_message(X, Y, message):
+    net = dp.Network([3, 4, 3])
+    with pytest.raises(dp.DataError, match=message):
+        dp.Objective(net).value_and_grad(X, Y)
+
+
+def test_non_finite_targets_and_bad_l2_are_refused():
+    net = dp.Network([2, 1], output="identity")
+    with pytest.raises(dp.DataError, match="NaN"):
+        dp.Objective(net).value(np.ones((2, 2)), np.array([1.0, np.inf]))
+    with pytest.raises(dp.ConfigError, match="l2"):
+        dp.Objective(net, l2=-1.0)

@@ -1,0 +1,68 @@
+"""Update rules on the flat parameter vector."""
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+
+
+def test_gradient_descent_is_theta_minus_eta_g():
+    theta = np.array([1.0, -2.0, 3.0])
+    dp.GradientDescent(0.5).step(theta, np.array([2.0, 2.0, -4.0]))
+    np.testing.assert_array_equal(theta, [0.0, -3.0, 5.0])
+
+
+def test_momentum_and_nesterov_follow_their_recurrences():
+    theta, v = np.array([1.0]), np.array([0.0])
+    opt = dp.Momentum(0.1, momentum=0.9)
+    for g in (1.0, 2.0, -1.0):
+        v = 0.9 * v - 0.1 * g
+        expected = theta + v
+        opt.step(theta, np.array([g]))
+        np.testing.assert_allclose(theta, expected)
+    theta, v = np.array([1.0]), np.array([0.0])
+    opt = dp.Momentum(0.1, momentum=0.9, nesterov=True)
+    for g in (1.0, 2.0, -1.0):
+        v = 0.9 * v - 0.1 * g
+        expected = theta + 0.9 * v - 0.1 * g
+        opt.step(theta, np.array([g]))
+        np.testing.assert_allclose(theta, expected)
+
+
+def test_adam_matches_its_definition():
+    theta = np.array([0.5, -0.5])
+    m = v = np.zeros(2)
+    opt = dp.Adam(0.01)
+    reference = theta.copy()
+    for t, g in enumerate([np.array([1.0, -2.0]), np.array([0.5, 0.1])], start=1):
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        reference = reference - 0.01 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        opt.step(theta, g)
+    np.testing.assert_allclose(theta, reference, rtol=1e-6)
+
+
+def test_state_dict_round_trip_continues_identically():
+    a, b = dp.Adam(0.01), dp.Adam(0.01)
+    ta, tb = np.ones(3), np.ones(3)
+    g = np.array([0.3, -0.2, 0.1])
+    a.step(ta, g)
+    b.load_state_dict(a.state_dict())
+    tb[...] = ta
+    a.step(ta, g)
+    b.step(tb, g)
+    np.testing.assert_array_equal(ta, tb)
+
+
+@pytest.mark.parametrize("rate", [0, -0.1, float("nan"), float("inf")])
+def test_non_positive_learning_rate_is_refused(rate):
+    for cls in (dp.GradientDescent, dp.Momentum, dp.Adam):
+        with pytest.raises(dp.ConfigError, match="learning_rate"):
+            cls(rate)
+
+
+def test_bad_momentum_and_betas_are_refused():
+    with pytest.raises(dp.ConfigError, match="momentum"):
+        dp.Momentum(0.1, momentum=1.0)
+    with pytest.raises(dp.ConfigError, match="beta2"):
+        dp.Adam(beta2=1.5)
