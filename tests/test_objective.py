@@ -90,3 +90,22 @@ def test_non_finite_targets_and_bad_l2_are_refused():
         dp.Objective(net).value(np.ones((2, 2)), np.array([1.0, np.inf]))
     with pytest.raises(dp.ConfigError, match="l2"):
         dp.Objective(net, l2=-1.0)
+
+
+@pytest.mark.parametrize("output", ["softmax", "identity", "sigmoid"])
+def test_integer_sample_weights_equal_repeating_rows(output):
+    net, X, Y = random_problem([3, 5, 2], "tanh", output, n=8, seed=4)
+    w = np.array([1, 2, 0, 1, 3, 1, 1, 2])
+    J, g = dp.Objective(net, l2=0.1).value_and_grad(X, Y, sample_weight=w)
+    g = g.copy()
+    J_rep, g_rep = dp.Objective(net, l2=0.1).value_and_grad(np.repeat(X, w, 0), np.repeat(Y, w, 0))
+    assert J == pytest.approx(J_rep, rel=1e-12)
+    np.testing.assert_allclose(g, g_rep, rtol=1e-10, atol=1e-14)
+    assert dp.gradcheck(net, X, Y, l2=0.1, sample_weight=w).worst < 1e-5
+
+
+def test_bad_sample_weights_are_refused():
+    net, X, y = random_problem([3, 4, 3], n=5)
+    for bad in ([1, 1, 1], [1, 1, -1, 1, 1], [0, 0, 0, 0, 0], [1, np.nan, 1, 1, 1]):
+        with pytest.raises(dp.DataError, match="sample_weight"):
+            dp.Objective(net).value(X, y, sample_weight=np.array(bad, float))

@@ -7,6 +7,7 @@ from .losses import OUTPUTS, OutputLoss, get_output
 from .network import Network
 from .objective import Objective
 from .optimizers import Adam, GradientDescent, Momentum, Optimizer
+from .serialization import load, save
 from .training import (
     Budget,
     Callback,
@@ -46,4 +47,6 @@ __all__ = [
     "get_activation",
     "get_output",
     "gradcheck",
+    "load",
+    "save",
 ]

@@ -44,11 +44,13 @@ def loss_and_grad_sum(
     grad: np.ndarray | None,
     workspace: Workspace,
     accumulate: bool = False,
+    weights: np.ndarray | None = None,
 ) -> tuple[float, int]:
     """Σ_i ℓ_i over the block and Σ_i ∇ℓ_i written (or added, if ``accumulate``) into ``grad``.
 
     δ^(D) = f − Ỹ;  δ^(h−1) = σ′(A^(h−1)) ∘ (δ^(h) W^(h));
     Σ_i ∇_{W^(h)} ℓ_i = δ^(h)ᵀ Z^(h−1);  Σ_i ∇_{b^(h)} ℓ_i = Σ_i δ^(h)_i.
+    Optional per-sample ``weights`` w_i give Σ_i w_i ℓ_i and Σ_i w_i ∇ℓ_i.
     With ``grad=None`` only the loss is computed. Also returns the number of correctly
     classified rows (0 for regression).
     """
@@ -61,7 +63,7 @@ def loss_and_grad_sum(
     Z = network.forward_chunk(X, [buf[:m] for buf in ws.layers])
     logits = Z[-1]
     correct = _count_correct(network, logits, Y)
-    loss = network.output.loss_and_delta(logits, Y, rows)
+    loss = network.output.loss_and_delta(logits, Y, rows, weights)
     if grad is None:
         return loss, correct
     grad_w, grad_b = network.split(grad)

@@ -32,25 +32,31 @@ class GradcheckReport:
 
 
 def gradcheck(
-    network: Network, X, Y, l2: float = 0.0, eps: float = 1e-5, floor: float = 1e-7
+    network: Network,
+    X,
+    Y,
+    l2: float = 0.0,
+    eps: float = 1e-5,
+    floor: float = 1e-7,
+    sample_weight=None,
 ) -> GradcheckReport:
     """Compare ∇J from backpropagation with (J(θ + εe_j) − J(θ − εe_j)) / 2ε for every j,
     on a float64 copy of ``network`` (the network itself is not changed)."""
     net = network.astype("float64")
-    X, Y = check_data(net, X, Y)
+    X, Y, w = check_data(net, X, Y, sample_weight)
     X = np.asarray(X, dtype=np.float64)
     if Y.dtype.kind == "f":
         Y = np.asarray(Y, dtype=np.float64)
     objective = Objective(net, l2=l2)
-    analytic = objective.evaluate(X, Y)[1].copy()
+    analytic = objective.evaluate(X, Y, sample_weight=w)[1].copy()
     numeric = np.empty_like(analytic)
     theta = net.params
     for j in range(theta.size):
         saved = theta[j]
         theta[j] = saved + eps
-        upper = objective.evaluate(X, Y, with_grad=False)[0]
+        upper = objective.evaluate(X, Y, False, w)[0]
         theta[j] = saved - eps
-        lower = objective.evaluate(X, Y, with_grad=False)[0]
+        lower = objective.evaluate(X, Y, False, w)[0]
         theta[j] = saved
         numeric[j] = (upper - lower) / (2 * eps)
     scale = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), floor)

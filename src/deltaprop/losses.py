@@ -24,42 +24,62 @@ def _softmax(a, out):
     out /= out.sum(axis=1, keepdims=True)
 
 
-def _softmax_cross_entropy(a, y, rows):
+def _softmax_cross_entropy(a, y, rows, weights=None):
     """ℓ = −Σ_k Ỹ_k log f_k = log Σ_k exp a_k − a·Ỹ (log-sum-exp); a ← f − Ỹ."""
     a -= a.max(axis=1, keepdims=True)
-    picked = a[rows, y].sum() if y.ndim == 1 else np.vdot(a, y)
+    if y.ndim == 1:
+        picked = a[rows, y]
+    else:
+        picked = np.einsum("ij,ij->i", a, y) if weights is not None else np.vdot(a, y)
     np.exp(a, out=a)
     norm = a.sum(axis=1, keepdims=True)
     a /= norm
-    loss = float(np.log(norm).sum() - picked)
+    log_norm = np.log(norm).ravel()
+    if weights is None:
+        loss = float(log_norm.sum() - np.sum(picked))
+    else:
+        loss = float(np.vdot(weights, log_norm - picked))
     if y.ndim == 1:
         a[rows, y] -= 1
     else:
         a -= y
-    return loss
+    return _weigh_rows(a, weights, loss)
 
 
-def _sigmoid_cross_entropy(a, y, rows):
+def _sigmoid_cross_entropy(a, y, rows, weights=None):
     """ℓ = Σ_k log(1 + e^{a_k}) − Ỹ_k a_k (binary cross-entropy per output); a ← σ(a) − Ỹ."""
-    loss = float(np.logaddexp(0, a).sum() - np.vdot(a, y))
+    per_entry = np.logaddexp(0, a)
+    per_entry -= a * y
+    loss = float(per_entry.sum() if weights is None else np.vdot(weights, per_entry.sum(axis=1)))
     _sigmoid(a, a)
     a -= y
-    return loss
+    return _weigh_rows(a, weights, loss)
 
 
-def _squared_error(a, y, rows):
+def _squared_error(a, y, rows, weights=None):
     """ℓ = ½ Σ_k (f_k − Ỹ_k)² with f = a; a ← f − Ỹ."""
     a -= y
-    return 0.5 * float(np.vdot(a, a))
+    if weights is None:
+        return 0.5 * float(np.vdot(a, a))
+    loss = 0.5 * float(np.vdot(weights, np.einsum("ij,ij->i", a, a)))
+    return _weigh_rows(a, weights, loss)
+
+
+def _weigh_rows(delta, weights, loss):
+    """Sample weights scale each row's output error: δ_i ← w_i δ_i."""
+    if weights is not None:
+        delta *= weights[:, None]
+    return loss
 
 
 @dataclass(frozen=True)
 class OutputLoss:
-    """σ_out beside ℓ; ``loss_and_delta(a, Ỹ, rows)`` returns Σℓ and leaves δ = f − Ỹ in a."""
+    """σ_out beside ℓ; ``loss_and_delta(a, Ỹ, rows, w)`` returns Σ w_i ℓ_i and leaves
+    δ_i = w_i (f_i − Ỹ_i) in a (w = None means every w_i = 1)."""
 
     name: str
     function: Callable[[np.ndarray, np.ndarray], None]
-    loss_and_delta: Callable[[np.ndarray, np.ndarray, np.ndarray], float]
+    loss_and_delta: Callable[..., float]
     classification: bool
     accepts_labels: bool
 

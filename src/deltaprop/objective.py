@@ -15,12 +15,13 @@ DEFAULT_CHUNK = 4096
 
 @dataclass
 class Evaluation:
-    """What the last call measured: J, the data loss L_S, correct count and n."""
+    """What the last call measured: J, the data loss L_S, correct count, n and Σ w_i."""
 
     objective: float = float("nan")
     loss: float = float("nan")
     correct: int = 0
     n: int = 0
+    weight: float = 0.0
 
     @property
     def accuracy(self) -> float:
@@ -32,6 +33,7 @@ class Objective:
 
     g = (1/n) Σ_i ∇ℓ_i + λ[w; 0] is accumulated over row chunks of ``chunk_size``, so
     memory is O(chunk × width) for any n and every chunk size gives the same result.
+    With ``sample_weight`` w, L_S = Σ_i w_i ℓ_i / Σ_i w_i (and likewise its gradient).
     The returned gradient is a buffer owned by the objective, overwritten by the next call.
     """
 
@@ -47,17 +49,19 @@ class Objective:
         self._workspace: Workspace | None = None
         self.last = Evaluation()
 
-    def value_and_grad(self, X, Y) -> tuple[float, np.ndarray]:
+    def value_and_grad(self, X, Y, sample_weight=None) -> tuple[float, np.ndarray]:
         """(J, g) at the network's current parameters."""
-        X, Y = check_data(self.network, X, Y)
-        return self.evaluate(X, Y, with_grad=True)
+        X, Y, weights = check_data(self.network, X, Y, sample_weight)
+        return self.evaluate(X, Y, with_grad=True, sample_weight=weights)
 
-    def value(self, X, Y) -> float:
+    def value(self, X, Y, sample_weight=None) -> float:
         """J at the network's current parameters."""
-        X, Y = check_data(self.network, X, Y)
-        return self.evaluate(X, Y, with_grad=False)[0]
+        X, Y, weights = check_data(self.network, X, Y, sample_weight)
+        return self.evaluate(X, Y, with_grad=False, sample_weight=weights)[0]
 
-    def evaluate(self, X, Y, with_grad: bool = True) -> tuple[float, np.ndarray]:
+    def evaluate(
+        self, X, Y, with_grad: bool = True, sample_weight: np.ndarray | None = None
+    ) -> tuple[float, np.ndarray]:
         """(J, g) for already validated arrays; the loop ``fit`` runs."""
         net, n = self.network, len(X)
         rows = min(n, self.chunk_size)
@@ -69,20 +73,22 @@ class Objective:
         grad = self.grad if with_grad else None
         for start in range(0, n, rows):
             stop = min(start + rows, n)
+            weights = None if sample_weight is None else sample_weight[start:stop]
             chunk_loss, chunk_correct = loss_and_grad_sum(
-                net, X[start:stop], Y[start:stop], grad, ws, accumulate=with_grad and start > 0
+                net, X[start:stop], Y[start:stop], grad, ws, with_grad and start > 0, weights
             )
             loss += chunk_loss
             correct += chunk_correct
-        loss /= n
+        total = n if sample_weight is None else float(sample_weight.sum())
+        loss /= total
         w = net.params[: net.n_weights]
         J = loss + 0.5 * self.l2 * float(np.vdot(w, w)) if self.l2 else loss
         if with_grad:
-            self.grad *= 1.0 / n
+            self.grad *= 1.0 / total
             if self.l2:
                 np.multiply(w, self.l2, out=self._penalty)
                 self.grad_weights += self._penalty
-        self.last = Evaluation(J, loss, correct, n)
+        self.last = Evaluation(J, loss, correct, n, total)
         return J, self.grad
 
 
@@ -97,11 +103,20 @@ def check_l2(l2: float) -> float:
     return value
 
 
-def check_data(network: Network, X, Y) -> tuple[np.ndarray, np.ndarray]:
-    """Validate X (n × d) and the targets for the network's output; integer labels stay labels."""
+def check_data(network: Network, X, Y, sample_weight=None):
+    """Validated (X, Y, w): X (n × d), targets for the network's output (integer labels
+    stay labels) and sample weights (None, or n non-negative finite values, cast to the
+    network's dtype)."""
     X = check_features(X, network.n_features)
     Y = check_targets(network, Y, len(X))
-    return X, Y
+    if sample_weight is None:
+        return X, Y, None
+    weights = np.asarray(sample_weight, dtype=network.dtype)
+    if weights.shape != (len(X),):
+        raise DataError(f"sample_weight must have shape ({len(X)},), got {weights.shape}")
+    if not np.isfinite(weights).all() or weights.min() < 0 or weights.sum() <= 0:
+        raise DataError("sample_weight must be finite, non-negative and not all zero")
+    return X, Y, weights
 
 
 def check_targets(network: Network, Y, n: int) -> np.ndarray:

@@ -170,16 +170,18 @@ def fit(
     chunk_size: int | None = None,
     history: History | None = None,
     on_divergence: str = "raise",
+    sample_weight=None,
 ) -> History:
     """Train ``network`` in place by θ ← θ − η g (or ``optimizer``'s rule) for ``epochs`` epochs.
 
     ``batch_size=None`` is full-batch gradient descent: one epoch is one step of the
     lecture's rule on g = (1/n) Σ_i ∇ℓ_i + λ[w; 0]. An integer gives shuffled mini-batches
-    with the same λ. Passing a previous ``history`` continues it (for resuming).
+    with the same λ. ``sample_weight`` weighs each sample's loss (L_S = Σ w_i ℓ_i / Σ w_i);
+    ``validation`` is (X, Y) or (X, Y, w). Passing a previous ``history`` continues it.
     A non-finite objective restores the last finite parameters and raises
     ``DivergenceError`` (or warns, with ``on_divergence="warn"``).
     """
-    X, Y = check_data(network, X, Y)
+    X, Y, weights = check_data(network, X, Y, sample_weight)
     if int(epochs) != epochs or epochs < 0:
         raise ConfigError(f"epochs must be a non-negative integer, got {epochs!r}")
     if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
@@ -206,7 +208,7 @@ def fit(
             np.copyto(before, network.params)
             state.extra["params_before_step"] = before
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
-                record = _epoch(state, X, Y, batch_size, shuffle)
+                record = _epoch(state, X, Y, weights, batch_size, shuffle)
             if not math.isfinite(record["objective"]) or not np.isfinite(network.params.sum()):
                 # J was non-finite at θ_t (restore θ_{t−1}) or the step left θ non-finite
                 finite_before = math.isfinite(record["objective"])
@@ -238,12 +240,12 @@ def fit(
     return state.history
 
 
-def _epoch(state: TrainingState, X, Y, batch_size, shuffle) -> dict:
+def _epoch(state: TrainingState, X, Y, weights, batch_size, shuffle) -> dict:
     """One pass over the data: a single full-batch step, or one step per mini-batch."""
     net, objective, optimizer = state.network, state.objective, state.optimizer
     n = len(X)
     if batch_size is None or batch_size >= n:
-        J, g = objective.evaluate(X, Y)
+        J, g = objective.evaluate(X, Y, sample_weight=weights)
         last = objective.last
         record = {"objective": J, "loss": last.loss, "grad_norm": float(np.linalg.norm(g))}
         if net.output.classification:
@@ -259,7 +261,8 @@ def _epoch(state: TrainingState, X, Y, batch_size, shuffle) -> dict:
             if order is not None
             else slice(begin, begin + batch_size)
         )
-        J, g = objective.evaluate(X[index], Y[index])
+        w = None if weights is None else weights[index]
+        J, g = objective.evaluate(X[index], Y[index], sample_weight=w)
         m = objective.last.n
         totals["objective"] += J * m
         totals["loss"] += objective.last.loss * m
@@ -274,12 +277,12 @@ def _epoch(state: TrainingState, X, Y, batch_size, shuffle) -> dict:
     return record
 
 
-def _validate(objective: Objective, network: Network, params: np.ndarray, Xv, Yv) -> dict:
+def _validate(objective: Objective, network: Network, params: np.ndarray, Xv, Yv, wv) -> dict:
     """Validation loss/accuracy at ``params`` (the parameters the epoch's record describes)."""
     current = network.params.copy()
     np.copyto(network.params, params)
     try:
-        objective.evaluate(Xv, Yv, with_grad=False)
+        objective.evaluate(Xv, Yv, with_grad=False, sample_weight=wv)
     finally:
         np.copyto(network.params, current)
     result = {"val_loss": objective.last.loss}

@@ -1,0 +1,184 @@
+"""Model files: safetensors tensors plus JSON metadata; never pickle, never code.
+
+The metadata key ``deltaprop`` holds {"format_version", "kind", "network": {sizes,
+activations, output, dtype}, ...}; tensors are ``weights.<h>`` (out × in) and ``biases.<h>``.
+Objects other than a bare Network provide ``_model_file_payload()`` → (network, metadata)
+and are rebuilt by the loader registered for their ``kind``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, DeltapropError, ModelFileError
+from .network import Network
+
+FORMAT_VERSION = 1
+METADATA_KEY = "deltaprop"
+_LOADERS: dict[str, Callable[[Network, dict], object]] = {
+    "network": lambda network, metadata: network
+}
+
+
+def register_kind(kind: str, loader: Callable[[Network, dict], object]) -> None:
+    """Teach ``load`` to rebuild objects saved with metadata ``kind``."""
+    _LOADERS[kind] = loader
+
+
+def _safetensors():
+    try:
+        from safetensors import numpy as st_numpy
+    except ImportError:
+        raise ConfigError(
+            "model files need the safetensors package; pip install 'deltaprop[files]'"
+        ) from None
+    return st_numpy
+
+
+def save(model, path: str | os.PathLike, *, preprocessing: dict | None = None) -> Path:
+    """Write ``model`` (a Network or a fitted estimator) to ``path`` atomically."""
+    st_numpy = _safetensors()
+    if isinstance(model, Network):
+        network, metadata = model, {"kind": "network"}
+    elif hasattr(model, "_model_file_payload"):
+        network, metadata = model._model_file_payload()
+    else:
+        raise ConfigError(f"cannot save a {type(model).__name__}; save a Network or an estimator")
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        **metadata,
+        "network": {
+            "sizes": network.sizes,
+            "activations": [a.name for a in network.activations],
+            "output": network.output.name,
+            "dtype": network.dtype.name,
+        },
+    }
+    if preprocessing is not None:
+        metadata["preprocessing"] = preprocessing
+    tensors = {}
+    for h, (W, b) in enumerate(zip(network.weights, network.biases)):
+        tensors[f"weights.{h}"] = np.ascontiguousarray(W)
+        tensors[f"biases.{h}"] = np.ascontiguousarray(b)
+    blob = st_numpy.save(tensors, metadata={METADATA_KEY: json.dumps(metadata)})
+    path = Path(path)
+    write_atomically(path, blob)
+    return path
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, then rename it into place."""
+    directory = path.parent if str(path.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | os.PathLike):
+    """Read a model file written by ``save``; returns the Network or estimator."""
+    return load_with_metadata(path)[0]
+
+
+def load_with_metadata(path: str | os.PathLike) -> tuple[object, dict]:
+    """The saved object and its metadata (architecture, preprocessing, training summary)."""
+    tensors, metadata = _read(Path(path))
+    network = _build_network(tensors, metadata)
+    kind = metadata.get("kind")
+    if kind not in _LOADERS and kind in ("mlp_classifier", "mlp_regressor"):
+        from . import estimators  # noqa: F401  (registers the estimator kinds)
+    if kind not in _LOADERS:
+        raise ModelFileError(f"{path}: unknown model kind {kind!r}; is deltaprop up to date?")
+    try:
+        return _LOADERS[kind](network, metadata), metadata
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(
+            f"{path}: metadata for a {kind} is incomplete or mangled: {err}"
+        ) from None
+
+
+def _read(path: Path) -> tuple[dict, dict]:
+    st_numpy = _safetensors()
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    data = path.read_bytes()
+    if len(data) < 8:
+        raise ModelFileError(f"{path}: file is empty or truncated ({len(data)} bytes)")
+    header_length = int.from_bytes(data[:8], "little")
+    if header_length > len(data) - 8:
+        raise ModelFileError(
+            f"{path}: header claims {header_length} bytes but the file has {len(data)}; "
+            "the file is truncated or not a deltaprop model file"
+        )
+    try:
+        header = json.loads(data[8 : 8 + header_length])
+        tensors = st_numpy.load(data)
+    except Exception as err:  # safetensors raises its own error types for malformed files
+        raise ModelFileError(f"{path}: not a valid safetensors model file ({err})") from None
+    raw = (header.get("__metadata__") or {}).get(METADATA_KEY) if isinstance(header, dict) else None
+    if raw is None:
+        raise ModelFileError(f"{path}: safetensors file without deltaprop metadata")
+    try:
+        metadata = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ModelFileError(f"{path}: deltaprop metadata is not valid JSON") from None
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{path}: deltaprop metadata must be a JSON object")
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: missing or invalid format_version in the metadata")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: format version {version} is newer than this deltaprop reads "
+            f"({FORMAT_VERSION}); upgrade deltaprop"
+        )
+    metadata["_path"] = str(path)
+    return tensors, metadata
+
+
+def _build_network(tensors: dict, metadata: dict) -> Network:
+    path = metadata.pop("_path")
+    spec = metadata.get("network")
+    try:
+        network = Network(
+            spec["sizes"],
+            activation=spec["activations"],
+            output=spec["output"],
+            dtype=spec["dtype"],
+        )
+    except (KeyError, TypeError, DeltapropError) as err:
+        raise ModelFileError(
+            f"{path}: the architecture in the metadata is invalid ({err})"
+        ) from None
+    expected = {f"weights.{h}" for h in range(network.n_layers)}
+    expected |= {f"biases.{h}" for h in range(network.n_layers)}
+    if set(tensors) != expected:
+        raise ModelFileError(
+            f"{path}: tensors {sorted(tensors)} do not match the architecture {network.sizes}"
+        )
+    for h, (W, b) in enumerate(zip(network.weights, network.biases)):
+        for name, target in ((f"weights.{h}", W), (f"biases.{h}", b)):
+            stored = tensors[name]
+            if stored.shape != target.shape or stored.dtype != target.dtype:
+                raise ModelFileError(
+                    f"{path}: tensor {name} has shape {stored.shape} ({stored.dtype}) but the "
+                    f"architecture needs {target.shape} ({target.dtype})"
+                )
+            target[...] = stored
+    if not np.isfinite(network.params).all():
+        raise ModelFileError(f"{path}: the stored parameters contain NaN or infinity")
+    return network
