@@ -3,6 +3,7 @@
 from .activations import ACTIVATIONS, Activation, get_activation
 from .errors import ConfigError, DataError, DeltapropError, DivergenceError, ModelFileError
 from .gradcheck import GradcheckReport, gradcheck
+from .hessian import Hessian, hvp, sharpness
 from .losses import OUTPUTS, OutputLoss, get_output
 from .network import Network
 from .objective import Objective
@@ -34,6 +35,7 @@ __all__ = [
     "EarlyStopping",
     "GradcheckReport",
     "GradientDescent",
+    "Hessian",
     "History",
     "ModelFileError",
     "Momentum",
@@ -47,6 +49,8 @@ __all__ = [
     "get_activation",
     "get_output",
     "gradcheck",
+    "hvp",
     "load",
     "save",
+    "sharpness",
 ]
