@@ -1,6 +1,7 @@
 """deltaprop: feedforward networks trained by backpropagation and batch gradient descent."""
 
 from .activations import ACTIVATIONS, Activation, get_activation
+from .diagnostics import SharpnessTracker, StepSizeWarning
 from .errors import ConfigError, DataError, DeltapropError, DivergenceError, ModelFileError
 from .gradcheck import GradcheckReport, gradcheck
 from .hessian import Hessian, hvp, sharpness
@@ -43,6 +44,8 @@ __all__ = [
     "Objective",
     "Optimizer",
     "OutputLoss",
+    "SharpnessTracker",
+    "StepSizeWarning",
     "TrainingInterrupted",
     "TrainingState",
     "fit",

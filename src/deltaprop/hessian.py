@@ -185,6 +185,39 @@ class Hessian:
             out[: net.n_weights] += self.l2 * v[: net.n_weights]
         return out
 
+    def top_eigenpairs(
+        self, k: int = 1, tol: float | None = None, seed=None, v0=None, maxiter=None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k largest eigenvalues (largest first, float64) and their eigenvectors (p × k)
+        by Lanczos (``eigsh``, which="LA"); a dense ``eigh`` when k ≥ p − 1."""
+        linalg = _scipy_linalg()
+        p = self.shape[0]
+        if int(k) != k or not 1 <= k <= p:
+            raise ConfigError(
+                f"k must be an integer between 1 and {p} (the parameter count), got {k!r}"
+            )
+        k = int(k)
+        if k >= p - 1:
+            values, vectors = np.linalg.eigh(self.dense().astype(np.float64))
+        else:
+            if tol is None:
+                tol = 1e-9 if self.network.dtype == np.float64 else 1e-4
+            v0 = as_generator(seed).standard_normal(p) if v0 is None else v0
+            operator = linalg.LinearOperator(
+                self.shape, matvec=lambda v: self.matvec(np.ravel(v)), dtype=np.float64
+            )
+            try:
+                values, vectors = linalg.eigsh(
+                    operator, k, which="LA", tol=tol, v0=np.asarray(v0, np.float64), maxiter=maxiter
+                )
+            except linalg.ArpackError as err:
+                raise DeltapropError(
+                    f"Lanczos did not converge to {k} eigenvalue(s) within tol={tol:g}: {err}; "
+                    "raise tol or maxiter, or measure on a subset of rows"
+                ) from None
+        order = np.argsort(values)[::-1][:k]
+        return values[order], vectors[:, order]
+
     def dense(self) -> np.ndarray:
         """The full p × p matrix, one ``matvec`` per column (for small networks and tests)."""
         p = self.shape[0]
@@ -232,40 +265,14 @@ def sharpness(
     (eigenvalues, eigenvectors as columns p × k) with ``return_eigenvectors=True``.
     Networks with at most k + 1 parameters are solved densely.
     """
-    linalg = _scipy_linalg()
     X, Y, weights = check_data(network, X, Y, sample_weight)
     if subset is not None:
         rows = choose_rows(len(X), subset, seed)
         X, Y = X[rows], Y[rows]
         weights = None if weights is None else weights[rows]
     H = Hessian(network, X, Y, l2, weights, chunk_size)
-    p = H.shape[0]
-    if int(k) != k or not 1 <= k <= p:
-        raise ConfigError(
-            f"k must be an integer between 1 and {p} (the parameter count), got {k!r}"
-        )
-    k = int(k)
-    if k >= p - 1:
-        values, vectors = np.linalg.eigh(H.dense().astype(np.float64))
-    else:
-        if tol is None:
-            tol = 1e-9 if network.dtype == np.float64 else 1e-4
-        if v0 is None:
-            v0 = as_generator(seed).standard_normal(p)
-        operator = linalg.LinearOperator(
-            (p, p), matvec=lambda v: H.matvec(np.ravel(v)).astype(np.float64), dtype=np.float64
-        )
-        try:
-            values, vectors = linalg.eigsh(
-                operator, k=k, which="LA", tol=tol, v0=np.asarray(v0, np.float64), maxiter=maxiter
-            )
-        except linalg.ArpackNoConvergence as err:
-            raise DeltapropError(
-                f"Lanczos did not converge to {k} eigenvalue(s) within tol={tol:g}: {err}; "
-                "raise tol or maxiter, or measure on a subset of rows"
-            ) from None
-    order = np.argsort(values)[::-1][:k]
-    return (values[order], vectors[:, order]) if return_eigenvectors else values[order]
+    values, vectors = H.top_eigenpairs(k, tol=tol, seed=seed, v0=v0, maxiter=maxiter)
+    return (values, vectors) if return_eigenvectors else values
 
 
 def choose_rows(n: int, subset, seed=None) -> np.ndarray:

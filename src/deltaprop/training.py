@@ -298,6 +298,12 @@ def _diverged(state: TrainingState, record: dict, on_divergence: str) -> None:
         f" with learning rate η = {eta:g}; the last finite parameters were restored. "
         f"Try a smaller learning rate (e.g. η = {eta / 10:g})."
     )
+    sharpness = state.extra.get("sharpness")  # put there by diagnostics.SharpnessTracker
+    if sharpness and sharpness > 0:
+        message += (
+            f" The last measured sharpness was λ_max = {sharpness:.4g}, so the largest stable "
+            f"learning rate there was η = 2/λ_max = {2 / sharpness:.4g}."
+        )
     state.history.stop_reason = message
     if on_divergence == "raise":
         err = DivergenceError(message)
