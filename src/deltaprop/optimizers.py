@@ -126,3 +126,46 @@ class Adam(Optimizer):
         np.divide(first, scratch, out=scratch)
         scratch *= rate
         params -= scratch
+
+
+class ConstantSchedule:
+    """Learning-rate schedule of scikit-learn's MLPs: η stays ``learning_rate_init``.
+
+    ``epoch_end(optimizer, samples_seen)`` runs after every epoch; ``plateau(optimizer)``
+    runs when the monitored score stopped improving and returns True to stop training.
+    """
+
+    def __init__(self, learning_rate_init: float) -> None:
+        self.learning_rate_init = _check_rate("learning_rate_init", learning_rate_init)
+
+    def epoch_end(self, optimizer: Optimizer, samples_seen: int) -> None:
+        pass
+
+    def plateau(self, optimizer: Optimizer) -> bool:
+        return True
+
+
+class InverseScaling(ConstantSchedule):
+    """η_t = η_0 / (t + 1)^power_t with t the number of samples seen, set after each epoch."""
+
+    def __init__(self, learning_rate_init: float, power_t: float = 0.5) -> None:
+        super().__init__(learning_rate_init)
+        self.power_t = float(power_t)
+
+    def epoch_end(self, optimizer: Optimizer, samples_seen: int) -> None:
+        optimizer.learning_rate = self.learning_rate_init / (samples_seen + 1) ** self.power_t
+
+
+class AdaptiveSchedule(ConstantSchedule):
+    """η stays η_0 while the score improves; each plateau divides it by ``factor`` (5),
+    and a plateau once η ≤ ``min_rate`` (10⁻⁶) stops training."""
+
+    def __init__(self, learning_rate_init: float, factor: float = 5.0, min_rate: float = 1e-6):
+        super().__init__(learning_rate_init)
+        self.factor, self.min_rate = float(factor), float(min_rate)
+
+    def plateau(self, optimizer: Optimizer) -> bool:
+        if optimizer.learning_rate <= self.min_rate:
+            return True
+        optimizer.learning_rate /= self.factor
+        return False

@@ -1,0 +1,17 @@
+"""scikit-learn's own estimator checks, every one of them, for both estimators."""
+
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from deltaprop import MLPClassifier, MLPRegressor  # noqa: E402
+
+# max_iter=100 as scikit-learn's own suite uses for its MLPs (speed); all else default
+ESTIMATORS = [MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
