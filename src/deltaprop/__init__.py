@@ -57,3 +57,15 @@ __all__ = [
     "save",
     "sharpness",
 ]
+
+# Not in __all__, so that `from deltaprop import *` works without scikit-learn.
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+
+
+def __getattr__(name: str):
+    """The scikit-learn estimators, imported on first use (they need the [sklearn] extra)."""
+    if name in _ESTIMATORS:
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'deltaprop' has no attribute {name!r}")
