@@ -8,8 +8,18 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from deltaprop import MLPClassifier, MLPRegressor  # noqa: E402
 
-# max_iter=100 as scikit-learn's own suite uses for its MLPs (speed); all else default
-ESTIMATORS = [MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)]
+# max_iter=100 as scikit-learn's own suite uses for its MLPs (speed); all else default,
+# then every other solver ('gd' needs a larger step than the default η = 0.001 to learn)
+ESTIMATORS = [
+    MLPClassifier(max_iter=100),
+    MLPRegressor(max_iter=100),
+    MLPClassifier(solver="lbfgs", max_iter=100),
+    MLPRegressor(solver="lbfgs", max_iter=100),
+    MLPClassifier(solver="sgd", max_iter=100),
+    MLPRegressor(solver="sgd", max_iter=100),
+    MLPClassifier(solver="gd", learning_rate_init=0.5, max_iter=100),
+    MLPRegressor(solver="gd", learning_rate_init=0.005, max_iter=100),
+]
 
 
 @parametrize_with_checks(ESTIMATORS)
