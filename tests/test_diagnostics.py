@@ -110,3 +110,28 @@ def test_bad_configuration_names_the_fix():
         SharpnessTracker(every=0)
     with pytest.raises(dp.DataError):
         dp.fit(net, X, Y, epochs=1, callbacks=[SharpnessTracker(data=(X[:, :2], Y))])
+
+
+def test_mlp_classifier_history_records_sharpness():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = np.random.default_rng(0).standard_normal((60, 4))
+    y = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int)
+
+    def classifier(max_iter, callbacks=None):
+        clf = dp.MLPClassifier(
+            hidden_layer_sizes=(8,), activation="tanh", solver="gd", learning_rate_init=0.2,
+            max_iter=max_iter, alpha=0.5, callbacks=callbacks, random_state=0,
+        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return clf.fit(X, y)
+
+    clf = classifier(11, [SharpnessTracker(every=5, data=(X, y))])
+    measured = clf.history_["sharpness"]
+    assert np.isfinite(measured[[0, 5, 10]]).all() and np.isnan(measured[[1, 4, 9]]).all()
+    np.testing.assert_allclose(clf.history_["stability_threshold"][[0, 5, 10]], 2 / 0.2)
+    # record 10 describes θ_10, which a 10-step fit from the same seed ends at; λ = α/n
+    after_ten = classifier(10).network_
+    expected = dp.sharpness(after_ten, X, y, l2=0.5 / len(X))[0]
+    assert measured[10] == pytest.approx(expected, rel=1e-7)
