@@ -21,6 +21,8 @@ from .network import Network
 
 FORMAT_VERSION = 1
 METADATA_KEY = "deltaprop"
+MAX_HEADER = 100_000_000  # bytes; safetensors' own limit
+PICKLE_PROTOCOLS = {bytes([p]) for p in range(2, 6)}
 _LOADERS: dict[str, Callable[[Network, dict], object]] = {
     "network": lambda network, metadata: network
 }
@@ -66,17 +68,29 @@ def save(model, path: str | os.PathLike, *, preprocessing: dict | None = None) -
     for h, (W, b) in enumerate(zip(network.weights, network.biases)):
         tensors[f"weights.{h}"] = np.ascontiguousarray(W)
         tensors[f"biases.{h}"] = np.ascontiguousarray(b)
-    blob = st_numpy.save(tensors, metadata={METADATA_KEY: json.dumps(metadata)})
+    blob = st_numpy.save(tensors, metadata={METADATA_KEY: json.dumps(metadata, default=_plain)})
     path = Path(path)
     write_atomically(path, blob)
     return path
 
 
+def _plain(value):
+    """NumPy scalars and arrays as plain JSON values."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} cannot be stored in model file metadata")
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename it into place."""
+    """Write to a temporary file beside ``path``, then rename it into place: readers see the
+    old file or the new one, never a half-written one. The file keeps an existing file's
+    permissions (new files get rw-r--r--, not mkstemp's private 0600)."""
+    path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
+    mode = path.stat().st_mode & 0o777 if path.is_file() else 0o644
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
     try:
+        os.chmod(temporary, mode)
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
@@ -93,21 +107,28 @@ def load(path: str | os.PathLike):
 
 
 def load_with_metadata(path: str | os.PathLike) -> tuple[object, dict]:
-    """The saved object and its metadata (architecture, preprocessing, training summary)."""
+    """The saved object and its metadata (architecture, preprocessing, training summary).
+
+    Any defect of the file raises ``ModelFileError`` before anything is built from it.
+    """
     tensors, metadata = _read(Path(path))
     network = _build_network(tensors, metadata)
     kind = metadata.get("kind")
     if kind not in _LOADERS and kind in ("mlp_classifier", "mlp_regressor"):
-        from . import estimators  # noqa: F401  (registers the estimator kinds)
-    if kind not in _LOADERS:
+        try:
+            from . import estimators  # noqa: F401  (registers the estimator kinds)
+        except ImportError as err:
+            raise ConfigError(f"{path}: loading a {kind} needs {err}") from None
+    if not isinstance(kind, str) or kind not in _LOADERS:
         raise ModelFileError(f"{path}: unknown model kind {kind!r}; is deltaprop up to date?")
     try:
         return _LOADERS[kind](network, metadata), metadata
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError) as err:
+    except ModelFileError as err:
+        raise ModelFileError(f"{path}: {err}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        problem = f"missing entry {err}" if isinstance(err, KeyError) else str(err)
         raise ModelFileError(
-            f"{path}: metadata for a {kind} is incomplete or mangled: {err}"
+            f"{path}: metadata for a {kind} is incomplete or mangled ({problem})"
         ) from None
 
 
@@ -118,18 +139,31 @@ def _read(path: Path) -> tuple[dict, dict]:
     data = path.read_bytes()
     if len(data) < 8:
         raise ModelFileError(f"{path}: file is empty or truncated ({len(data)} bytes)")
+    if data[:1] == b"\x80" and data[1:2] in PICKLE_PROTOCOLS:
+        raise ModelFileError(
+            f"{path}: this is a pickle, not a deltaprop model file; deltaprop never loads "
+            "pickles (they can run code). Save the model with deltaprop.save"
+        )
     header_length = int.from_bytes(data[:8], "little")
-    if header_length > len(data) - 8:
+    if header_length > min(len(data) - 8, MAX_HEADER):
         raise ModelFileError(
             f"{path}: header claims {header_length} bytes but the file has {len(data)}; "
             "the file is truncated or not a deltaprop model file"
         )
     try:
         header = json.loads(data[8 : 8 + header_length])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelFileError(
+            f"{path}: the header is not valid JSON; not a deltaprop model file"
+        ) from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: the header is not a JSON object; not a model file")
+    try:
         tensors = st_numpy.load(data)
     except Exception as err:  # safetensors raises its own error types for malformed files
-        raise ModelFileError(f"{path}: not a valid safetensors model file ({err})") from None
-    raw = (header.get("__metadata__") or {}).get(METADATA_KEY) if isinstance(header, dict) else None
+        raise ModelFileError(f"{path}: tensor data is corrupted or truncated ({err})") from None
+    strings = header.get("__metadata__")
+    raw = strings.get(METADATA_KEY) if isinstance(strings, dict) else None
     if raw is None:
         raise ModelFileError(f"{path}: safetensors file without deltaprop metadata")
     try:
@@ -151,34 +185,47 @@ def _read(path: Path) -> tuple[dict, dict]:
 
 
 def _build_network(tensors: dict, metadata: dict) -> Network:
+    """The network, built only after every stored tensor matched the architecture, so a
+    mangled ``sizes`` can never make it allocate more than the file holds."""
     path = metadata.pop("_path")
     spec = metadata.get("network")
+    if not isinstance(spec, dict) or not {"sizes", "activations", "output", "dtype"} <= set(spec):
+        raise ModelFileError(
+            f"{path}: the metadata lacks the architecture (sizes, activations, output, dtype)"
+        )
+    sizes = spec["sizes"]
+    if not (
+        isinstance(sizes, list)
+        and len(sizes) >= 2
+        and all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in sizes)
+    ):
+        raise ModelFileError(f"{path}: the architecture's sizes {sizes!r} are invalid")
+    expected = {}
+    for h, (fan_out, fan_in) in enumerate(zip(sizes[1:], sizes[:-1])):
+        expected[f"weights.{h}"] = (fan_out, fan_in)
+        expected[f"biases.{h}"] = (fan_out,)
+    if set(tensors) != set(expected):
+        raise ModelFileError(
+            f"{path}: tensors {sorted(tensors)} do not match the architecture {sizes}"
+        )
+    for name, shape in expected.items():
+        stored = tensors[name]
+        if stored.shape != shape or stored.dtype.name != spec["dtype"]:
+            raise ModelFileError(
+                f"{path}: tensor {name} has shape {stored.shape} ({stored.dtype}) but the "
+                f"architecture {sizes} needs {shape} ({spec['dtype']})"
+            )
     try:
         network = Network(
-            spec["sizes"],
-            activation=spec["activations"],
-            output=spec["output"],
-            dtype=spec["dtype"],
+            sizes, activation=spec["activations"], output=spec["output"], dtype=spec["dtype"]
         )
-    except (KeyError, TypeError, DeltapropError) as err:
+    except (TypeError, DeltapropError) as err:
         raise ModelFileError(
             f"{path}: the architecture in the metadata is invalid ({err})"
         ) from None
-    expected = {f"weights.{h}" for h in range(network.n_layers)}
-    expected |= {f"biases.{h}" for h in range(network.n_layers)}
-    if set(tensors) != expected:
-        raise ModelFileError(
-            f"{path}: tensors {sorted(tensors)} do not match the architecture {network.sizes}"
-        )
     for h, (W, b) in enumerate(zip(network.weights, network.biases)):
-        for name, target in ((f"weights.{h}", W), (f"biases.{h}", b)):
-            stored = tensors[name]
-            if stored.shape != target.shape or stored.dtype != target.dtype:
-                raise ModelFileError(
-                    f"{path}: tensor {name} has shape {stored.shape} ({stored.dtype}) but the "
-                    f"architecture needs {target.shape} ({target.dtype})"
-                )
-            target[...] = stored
+        W[...] = tensors[f"weights.{h}"]
+        b[...] = tensors[f"biases.{h}"]
     if not np.isfinite(network.params).all():
         raise ModelFileError(f"{path}: the stored parameters contain NaN or infinity")
     return network

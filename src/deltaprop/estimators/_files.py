@@ -87,7 +87,7 @@ def _check_architecture(estimator, network: Network, metadata: dict) -> None:
         outputs = {"sigmoid"} if metadata.get("multilabel") else {"softmax"}
     if network.output.name not in outputs:
         raise ModelFileError(
-            f"a {estimator._model_kind} needs a {' or '.join(outputs)} output, "
+            f"a {estimator._model_kind} needs an output of kind {' or '.join(outputs)}, "
             f"the stored network has {network.output.name!r}"
         )
     hidden = estimator.hidden_layer_sizes
