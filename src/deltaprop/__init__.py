@@ -2,12 +2,13 @@
 
 from .activations import ACTIVATIONS, Activation, get_activation
 from .diagnostics import SharpnessTracker, StepSizeWarning
+from .distributed import DaskBackend
 from .errors import ConfigError, DataError, DeltapropError, DivergenceError, ModelFileError
 from .gradcheck import GradcheckReport, gradcheck
 from .hessian import Hessian, hvp, sharpness
 from .losses import OUTPUTS, OutputLoss, get_output
 from .network import Network
-from .objective import Objective
+from .objective import LocalBackend, Objective
 from .optimizers import Adam, GradientDescent, Momentum, Optimizer
 from .serialization import load, save
 from .training import (
@@ -30,6 +31,7 @@ __all__ = [
     "Budget",
     "Callback",
     "ConfigError",
+    "DaskBackend",
     "DataError",
     "DeltapropError",
     "DivergenceError",
@@ -38,6 +40,7 @@ __all__ = [
     "GradientDescent",
     "Hessian",
     "History",
+    "LocalBackend",
     "ModelFileError",
     "Momentum",
     "Network",

@@ -1,14 +1,27 @@
-"""The lecture's objective J(θ) = L_S(θ) + (λ/2) Σ_h ‖W^(h)‖²_F and its gradient, chunk by chunk."""
+"""The lecture's objective J(θ) = L_S(θ) + (λ/2) Σ_h ‖W^(h)‖²_F and its gradient, over a data
+source, partition by partition and chunk by chunk.
+
+The sums Σ_i ℓ_i and Σ_i ∇ℓ_i come from a *backend* (``Backend``: prepare / gradient_sum /
+close). ``LocalBackend``, the in-process chunk loop, is the default; ``DaskBackend`` runs the
+same ``partition_sum`` on Dask workers. Both combine the partitions' sums in partition order,
+so the same partitions give the same bits.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from .backprop import Workspace, loss_and_grad_sum
-from .errors import ConfigError, DataError
-from .network import Network, check_features
+from .errors import ConfigError
+from .network import Network
+from .sources import ArraySource, DaskSource, Source, check_data, check_targets, open_source
+
+__all__ = ["Backend", "Evaluation", "LocalBackend", "Objective", "Prepared", "check_data"]
+__all__ += ["check_l2", "check_targets", "partition_sum"]
 
 DEFAULT_CHUNK = 4096
 
@@ -28,58 +41,150 @@ class Evaluation:
         return self.correct / self.n if self.n else float("nan")
 
 
+@dataclass
+class Prepared:
+    """A source made ready on a backend: n rows, Σ w_i, the block height, backend state."""
+
+    backend: Backend
+    source: Source
+    n: int
+    weight: float
+    rows: int
+    state: Any = None
+
+
+class Backend(Protocol):
+    """Where the sums over the data are computed.
+
+    ``prepare`` validates the source and makes it ready (workspaces, data resident on
+    workers); ``gradient_sum`` returns (Σ_i ℓ_i, n correct) at the network's current θ and
+    writes Σ_i ∇ℓ_i into ``grad`` (unless it is None); ``close`` releases what was prepared.
+    """
+
+    def prepare(self, network: Network, source: Source, rows: int) -> Prepared: ...
+
+    def gradient_sum(
+        self, network: Network, prepared: Prepared, grad: np.ndarray | None
+    ) -> tuple[float, int]: ...
+
+    def close(self) -> None: ...
+
+
+def partition_sum(
+    network: Network, blocks: Iterable, grad: np.ndarray | None, workspace: Workspace
+) -> tuple[float, int]:
+    """(Σ ℓ_i, n correct) over one partition's blocks, Σ ∇ℓ_i written into ``grad``.
+
+    Blocks are added in order: the first block's kernel call writes ``grad``, later ones add.
+    """
+    loss, correct = 0.0, 0
+    for i, (X, Y, w) in enumerate(blocks):
+        block_loss, block_correct = loss_and_grad_sum(network, X, Y, grad, workspace, i > 0, w)
+        loss += block_loss
+        correct += block_correct
+    return loss, correct
+
+
+class LocalBackend:
+    """The in-process chunk loop: every partition's blocks through the kernel, one by one,
+    and the partition sums added in order. Memory is one ``Workspace`` of ``rows`` rows."""
+
+    def __init__(self) -> None:
+        self._workspace: Workspace | None = None
+        self._network: Network | None = None
+        self._partial: np.ndarray | None = None
+
+    def prepare(self, network: Network, source: Source, rows: int) -> Prepared:
+        return Prepared(self, source, len(source), source.check(network, rows), rows)
+
+    def gradient_sum(
+        self, network: Network, prepared: Prepared, grad: np.ndarray | None
+    ) -> tuple[float, int]:
+        source, rows = prepared.source, prepared.rows
+        ws = self._workspace_for(network, min(rows, max(source.partitions)))
+        loss, correct, first = 0.0, 0, True
+        for p, size in enumerate(source.partitions):
+            if size == 0:
+                continue
+            out = grad if first or grad is None else self._partial_like(grad)
+            part_loss, part_correct = partition_sum(
+                network, source.blocks(network, p, rows), out, ws
+            )
+            if not first and grad is not None:
+                grad += out
+            loss += part_loss
+            correct += part_correct
+            first = False
+        return loss, correct
+
+    def close(self) -> None:
+        self._workspace = self._network = self._partial = None
+
+    def _workspace_for(self, network: Network, rows: int) -> Workspace:
+        if self._network is not network or self._workspace.rows < rows:
+            self._workspace, self._network = Workspace(network, rows), network
+        return self._workspace
+
+    def _partial_like(self, grad: np.ndarray) -> np.ndarray:
+        if self._partial is None or self._partial.shape != grad.shape:
+            self._partial = np.empty_like(grad)
+        return self._partial
+
+
 class Objective:
     """J = (1/n) Σ_i ℓ_i + (λ/2)‖w‖², biases unpenalised.
 
     g = (1/n) Σ_i ∇ℓ_i + λ[w; 0] is accumulated over row chunks of ``chunk_size``, so
     memory is O(chunk × width) for any n and every chunk size gives the same result.
     With ``sample_weight`` w, L_S = Σ_i w_i ℓ_i / Σ_i w_i (and likewise its gradient).
-    The returned gradient is a buffer owned by the objective, overwritten by the next call.
+    The data may be arrays or any ``Source`` (memory-mapped files, shards, Dask arrays);
+    ``backend`` computes the sums (default: in process, or the current Dask client for Dask
+    data). The returned gradient is a buffer owned by the objective, overwritten by the next call.
     """
 
-    def __init__(self, network: Network, l2: float = 0.0, chunk_size: int | None = None) -> None:
+    def __init__(
+        self,
+        network: Network,
+        l2: float = 0.0,
+        chunk_size: int | None = None,
+        backend: Backend | None = None,
+    ) -> None:
         self.network = network
         self.l2 = check_l2(l2)
         if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
             raise ConfigError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         self.chunk_size = int(chunk_size or DEFAULT_CHUNK)
+        self.backend = backend
         self.grad = np.zeros_like(network.params)
         self.grad_weights = self.grad[: network.n_weights]
         self._penalty = np.empty(network.n_weights, network.dtype)
-        self._workspace: Workspace | None = None
+        self._local = LocalBackend()
+        self._dask: Backend | None = None
+        self._prepared: Prepared | None = None
         self.last = Evaluation()
 
-    def value_and_grad(self, X, Y, sample_weight=None) -> tuple[float, np.ndarray]:
+    def value_and_grad(self, X, Y=None, sample_weight=None) -> tuple[float, np.ndarray]:
         """(J, g) at the network's current parameters."""
-        X, Y, weights = check_data(self.network, X, Y, sample_weight)
-        return self.evaluate(X, Y, with_grad=True, sample_weight=weights)
+        return self.evaluate(self.open(X, Y, sample_weight), with_grad=True)
 
-    def value(self, X, Y, sample_weight=None) -> float:
+    def value(self, X, Y=None, sample_weight=None) -> float:
         """J at the network's current parameters."""
-        X, Y, weights = check_data(self.network, X, Y, sample_weight)
-        return self.evaluate(X, Y, with_grad=False, sample_weight=weights)[0]
+        return self.evaluate(self.open(X, Y, sample_weight), with_grad=False)[0]
+
+    def open(self, X, Y=None, sample_weight=None) -> Source:
+        """The validated source for arrays, paths, memory maps, shards or Dask arrays."""
+        return open_source(self.network, X, Y, sample_weight)
 
     def evaluate(
-        self, X, Y, with_grad: bool = True, sample_weight: np.ndarray | None = None
+        self, X, Y=None, with_grad: bool = True, sample_weight: np.ndarray | None = None
     ) -> tuple[float, np.ndarray]:
-        """(J, g) for already validated arrays; the loop ``fit`` runs."""
-        net, n = self.network, len(X)
-        rows = min(n, self.chunk_size)
-        if self._workspace is None or self._workspace.rows < rows:
-            self._workspace = Workspace(net, rows)
-        ws = self._workspace
-        loss = 0.0
-        correct = 0
+        """(J, g) for already validated arrays (or a ``Source``); the loop ``fit`` runs."""
+        source = X if isinstance(X, Source) else ArraySource(X, Y, sample_weight, checked=True)
+        prepared = self.prepare(source)
+        net = self.network
         grad = self.grad if with_grad else None
-        for start in range(0, n, rows):
-            stop = min(start + rows, n)
-            weights = None if sample_weight is None else sample_weight[start:stop]
-            chunk_loss, chunk_correct = loss_and_grad_sum(
-                net, X[start:stop], Y[start:stop], grad, ws, with_grad and start > 0, weights
-            )
-            loss += chunk_loss
-            correct += chunk_correct
-        total = n if sample_weight is None else float(sample_weight.sum())
+        loss, correct = prepared.backend.gradient_sum(net, prepared, grad)
+        total = prepared.weight
         loss /= total
         w = net.params[: net.n_weights]
         J = loss + 0.5 * self.l2 * float(np.vdot(w, w)) if self.l2 else loss
@@ -88,8 +193,26 @@ class Objective:
             if self.l2:
                 np.multiply(w, self.l2, out=self._penalty)
                 self.grad_weights += self._penalty
-        self.last = Evaluation(J, loss, correct, n, total)
+        self.last = Evaluation(J, loss, correct, prepared.n, total)
         return J, self.grad
+
+    def prepare(self, source: Source) -> Prepared:
+        """``source`` validated and made ready on the backend (kept until another source)."""
+        if self._prepared is None or self._prepared.source is not source:
+            self._prepared = self.backend_for(source).prepare(self.network, source, self.chunk_size)
+        return self._prepared
+
+    def backend_for(self, source: Source) -> Backend:
+        """The backend given, else Dask's current client for Dask data, else in process."""
+        if self.backend is not None:
+            return self.backend
+        if isinstance(source, DaskSource):
+            if self._dask is None:
+                from .distributed import DaskBackend
+
+                self._dask = DaskBackend()
+            return self._dask
+        return self._local
 
 
 def check_l2(l2: float) -> float:
@@ -101,56 +224,3 @@ def check_l2(l2: float) -> float:
     if not np.isfinite(value) or value < 0:
         raise ConfigError(f"l2 (λ) must be a finite number ≥ 0, got {l2!r}")
     return value
-
-
-def check_data(network: Network, X, Y, sample_weight=None):
-    """Validated (X, Y, w): X (n × d), targets for the network's output (integer labels
-    stay labels) and sample weights (None, or n non-negative finite values, cast to the
-    network's dtype)."""
-    X = check_features(X, network.n_features)
-    Y = check_targets(network, Y, len(X))
-    if sample_weight is None:
-        return X, Y, None
-    weights = np.asarray(sample_weight, dtype=network.dtype)
-    if weights.shape != (len(X),):
-        raise DataError(f"sample_weight must have shape ({len(X)},), got {weights.shape}")
-    if not np.isfinite(weights).all() or weights.min() < 0 or weights.sum() <= 0:
-        raise DataError("sample_weight must be finite, non-negative and not all zero")
-    return X, Y, weights
-
-
-def check_targets(network: Network, Y, n: int) -> np.ndarray:
-    """Ỹ for the output: labels (n,) or one-hot/probabilities (n × K) for softmax,
-    (n × K) values for identity (or (n,) when K = 1), 0/1 indicators for sigmoid."""
-    if not hasattr(Y, "shape") or not hasattr(Y, "dtype"):
-        Y = np.asarray(Y)
-    K, output = network.n_outputs, network.output
-    if Y.shape[:1] != (n,):
-        raise DataError(f"X has {n} rows but Y has shape {Y.shape}; give one target per sample")
-    if not np.issubdtype(Y.dtype, np.number) or np.issubdtype(Y.dtype, np.complexfloating):
-        raise DataError(f"Y must be numeric, got dtype {Y.dtype}; encode class names as 0..K−1")
-    if not np.isfinite(np.sum(Y, dtype=np.float64)) and not np.isfinite(Y).all():
-        raise DataError("Y contains NaN or infinity; remove or impute those targets")
-    if output.accepts_labels and Y.ndim == 1:
-        if not np.issubdtype(Y.dtype, np.integer):
-            if not np.array_equal(Y, np.round(Y)):
-                raise DataError("class labels must be integers 0..K−1 (or pass one-hot rows)")
-            Y = Y.astype(np.intp)
-        low, high = int(Y.min()), int(Y.max())
-        if low < 0 or high >= K:
-            raise DataError(
-                f"class labels must lie in 0..{K - 1} for {K} outputs, found {low}..{high}; "
-                "relabel the classes or widen the output layer"
-            )
-        return Y
-    if Y.ndim == 1 and K == 1:
-        Y = Y.reshape(-1, 1)
-    if Y.ndim != 2 or Y.shape[1] != K:
-        raise DataError(f"Y must have shape ({n}, {K}) for {K} outputs, got {Y.shape}")
-    if output.name == "softmax":
-        sums = Y.sum(axis=1, dtype=np.float64)
-        if Y.min() < 0 or not np.allclose(sums, 1.0, atol=1e-4):
-            raise DataError("softmax targets must be one-hot (or probability) rows summing to 1")
-    if output.name == "sigmoid" and (Y.min() < 0 or Y.max() > 1):
-        raise DataError("multi-label targets must be indicators in [0, 1]")
-    return Y

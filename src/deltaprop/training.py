@@ -13,8 +13,9 @@ import numpy as np
 
 from .errors import ConfigError, DivergenceError
 from .network import Network, as_generator
-from .objective import Objective, check_data
+from .objective import Backend, Objective
 from .optimizers import GradientDescent, Optimizer
+from .sources import Source, check_inputs
 
 
 class History:
@@ -171,6 +172,7 @@ def fit(
     history: History | None = None,
     on_divergence: str = "raise",
     sample_weight=None,
+    backend: Backend | None = None,
 ) -> History:
     """Train ``network`` in place by θ ← θ − η g (or ``optimizer``'s rule) for ``epochs`` epochs.
 
@@ -180,8 +182,11 @@ def fit(
     ``validation`` is (X, Y) or (X, Y, w). Passing a previous ``history`` continues it.
     A non-finite objective restores the last finite parameters and raises
     ``DivergenceError`` (or warns, with ``on_divergence="warn"``).
+    X may also be a ``.npy`` path or memory map, a shard folder (Y: the target column), a
+    Dask array or any ``deltaprop.sources.Source``; ``backend`` computes the sums (e.g.
+    ``DaskBackend(client)``; default: in process, or the current Dask client for Dask data).
     """
-    X, Y, weights = check_data(network, X, Y, sample_weight)
+    X, Y, weights = check_inputs(network, X, Y, sample_weight)
     if int(epochs) != epochs or epochs < 0:
         raise ConfigError(f"epochs must be a non-negative integer, got {epochs!r}")
     if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
@@ -189,10 +194,12 @@ def fit(
     if on_divergence not in ("raise", "warn"):
         raise ConfigError(f"on_divergence must be 'raise' or 'warn', got {on_divergence!r}")
     if validation is not None:
-        validation = check_data(network, *validation)
+        validation = check_inputs(network, *validation)
     optimizer = optimizer or GradientDescent(0.1)
-    objective = Objective(network, l2=l2, chunk_size=chunk_size)
-    val_objective = Objective(network, l2=l2, chunk_size=chunk_size) if validation else None
+    if batch_size is not None and isinstance(X, Source):
+        raise ConfigError("mini-batches need in-memory arrays; use batch_size=None for these data")
+    objective = Objective(network, l2=l2, chunk_size=chunk_size, backend=backend)
+    val_objective = Objective(network, l2, chunk_size, backend) if validation else None
     state = TrainingState(
         network, optimizer, objective, history or History(), as_generator(seed), int(epochs)
     )
