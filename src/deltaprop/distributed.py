@@ -16,6 +16,7 @@ Dask and distributed are imported only when a ``DaskBackend`` is made (the ``das
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import CancelledError
 
 import numpy as np
@@ -89,12 +90,13 @@ class DaskBackend:
             try:
                 results = self._partial_sums(network, prepared, grad is not None)
                 break
-            except CancelledError:  # θ or a partition lost with a worker: redo the step
+            except (CancelledError, OSError) as err:  # a worker was lost: redo the step
                 if attempt == self.retries:
                     raise DeltapropError(
-                        f"a gradient step failed {attempt + 1} times as Dask workers were lost; "
-                        "check the cluster's workers and memory"
-                    ) from None
+                        f"a gradient step failed {attempt + 1} times as Dask workers were lost "
+                        f"({err}); check the cluster's workers and memory"
+                    ) from err
+                time.sleep(0.2 * 2**attempt)  # let the scheduler notice and reschedule
         loss, correct = 0.0, 0
         for i, (part_loss, part_correct, part_grad) in enumerate(results):
             loss += part_loss

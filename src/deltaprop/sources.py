@@ -338,7 +338,7 @@ def check_inputs(network: Network, X, Y, sample_weight=None):
     """(X, Y, w) validated arrays for in-memory data (what ``fit`` indexes for mini-batches),
     or (source, None, None) for out-of-core, sharded and Dask data."""
     source = open_source(network, X, Y, sample_weight)
-    if type(source) is ArraySource:
+    if source is not X and type(source) is ArraySource:
         return source.X, source.Y, source.weights
     return source, None, None
 
