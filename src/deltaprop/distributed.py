@@ -68,19 +68,22 @@ class DaskBackend:
         self._prepared: dict = {}
 
     def prepare(self, network: Network, source: Source, rows: int) -> Prepared:
-        """Load, validate and persist every partition on the workers (once per data set)."""
-        key = (getattr(source, "key", None) or id(source), rows, spec_key(network))
-        if key not in self._prepared:
-            from dask import delayed
+        """Load, validate and persist every partition on the workers. Dask data are kept
+        (by their Dask names) until ``close``; other sources as long as the handle lives."""
+        from dask import delayed
 
-            spec = network_spec(network)
-            check = delayed(check_partition, pure=True)
-            parts = [check(spec, loader) for loader in loaders(source)]
-            futures = self.client.compute(parts)
-            weights = self.client.gather(self.client.map(partition_weight, futures, rows=rows))
-            total = check_total(sum(weights)) if source.weighted else float(len(source))
-            self._prepared[key] = Prepared(self, source, len(source), total, rows, futures)
-        return self._prepared[key]
+        key = (getattr(source, "key", None), rows, spec_key(network))
+        if key in self._prepared:
+            return self._prepared[key]
+        check = delayed(check_partition, pure=True)
+        parts = [check(network_spec(network), loader) for loader in loaders(source)]
+        futures = self.client.compute(parts)
+        weights = self.client.gather(self.client.map(partition_weight, futures, rows=rows))
+        total = check_total(sum(weights)) if source.weighted else float(len(source))
+        prepared = Prepared(self, source, len(source), total, rows, futures)
+        if key[0] is not None:
+            self._prepared[key] = prepared
+        return prepared
 
     def gradient_sum(
         self, network: Network, prepared: Prepared, grad: np.ndarray | None
