@@ -108,6 +108,19 @@ def test_fit_accepts_paths_and_memory_maps_directly(data):
     assert "val_loss" in history
 
 
+def test_shards_describe_their_columns_and_targets(data):
+    path, X, y, _ = data
+    parquet = ShardSource(path / "pq", target="label")
+    assert parquet.n_features == 5 and parquet.feature_names == [f"x{j}" for j in range(5)]
+    assert parquet.partitions == PARTS and len(parquet) == 100
+    np.testing.assert_array_equal(parquet.target_values(), y)
+    np.testing.assert_array_equal(ShardSource(path / "npy").target_values(), y)
+    features = ShardSource(path / "pq", target="label", features=["x0", "x3"])
+    assert features.n_features == 2
+    block = next(features.raw_blocks(1, 10))
+    np.testing.assert_array_equal(block[0], X[40:50][:, [0, 3]])
+
+
 def test_a_file_is_read_block_by_block_with_bounded_memory(tmp_path):
     rng = np.random.default_rng(1)
     n = 40_000

@@ -44,6 +44,12 @@ class Source:
     def __len__(self) -> int:
         return sum(self.partitions)
 
+    @property
+    def n_features(self) -> int | None:
+        """d, the number of feature columns (None where only a read would tell)."""
+        X = getattr(self, "X", None)
+        return X.shape[1] if X is not None and len(X.shape) == 2 else None
+
     def raw_blocks(self, partition: int, rows: int) -> Iterator[Block]:
         """(X, Y, w) blocks of exactly ``rows`` rows (the last may be shorter), as stored."""
         raise NotImplementedError
@@ -245,6 +251,24 @@ class ShardSource(Source):
         if pending is not None and pending.num_rows:
             yield self._arrays(pending)
 
+    @property
+    def n_features(self) -> int:
+        return len(self._split[0])
+
+    @property
+    def feature_names(self) -> list:
+        """The feature columns: names (Parquet) or indices (.npy)."""
+        return list(self._split[0])
+
+    def target_values(self) -> np.ndarray:
+        """Every shard's target column, in order (Parquet reads only that column)."""
+        target = self._split[1]
+        if self.parquet:
+            return np.concatenate(
+                [pq().read_table(p, columns=[target])[target].to_numpy() for p in self.paths]
+            )
+        return np.concatenate([NpyRows(p)[:][:, target] for p in self.paths])
+
     def _arrays(self, table) -> Block:
         features, target = self._split
         X = np.stack([table.column(c).to_numpy() for c in features], axis=1)
@@ -323,12 +347,9 @@ def open_source(network: Network, X, Y=None, sample_weight=None) -> Source:
         source = NpySource(X, Y, sample_weight)
     else:
         return ArraySource.validated(network, X, Y, sample_weight)
-    width = source.X.shape[1] if hasattr(source, "X") else None
-    if isinstance(source, ShardSource):
-        width = len(source._split[0])
-    if width is not None and width != network.n_features:
+    if source.n_features not in (None, network.n_features):
         raise DataError(
-            f"X has {width} features but the network expects {network.n_features}; "
+            f"X has {source.n_features} features but the network expects {network.n_features}; "
             "pass data with the same columns the network was built for"
         )
     return source
