@@ -124,7 +124,7 @@ def test_sparse_input_matches_dense():
 def test_integer_sample_weights_equal_repeated_samples(solver):
     weights = RNG.integers(0, 4, 40)
     rows = np.repeat(np.arange(40), weights)
-    kw = dict(solver=solver, max_iter=20, learning_rate_init=0.05, batch_size=500, **SMALL)
+    kw = dict(solver=solver, max_iter=20, learning_rate_init=0.05, **SMALL)
     weighted = MLPClassifier(**kw).fit(X, LABELS, sample_weight=weights)
     repeated = MLPClassifier(**kw).fit(X[rows], LABELS[rows])
     np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), rtol=1e-9)
@@ -295,3 +295,30 @@ def test_lbfgs_solver_reaches_a_stationary_point():
     y = X[:, 0] * X[:, 1]
     _, g = dp.Objective(reg.network_, l2=1.0 / 40).value_and_grad(X, y)  # λ = α/n
     assert np.abs(g).max() < 1e-4 and reg.loss_ == pytest.approx(reg.loss_curve_[-1])
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        # full batch: scikit-learn's α/batch is α/n, so even with a penalty they agree
+        (dict(solver="gd", learning_rate_init=0.1), dict(solver="sgd", momentum=0.0)),
+        (dict(solver="lbfgs"), dict(solver="lbfgs")),
+        (
+            dict(solver="adam", batch_size=8, alpha=0.0),
+            dict(solver="adam", batch_size=8, alpha=0.0),
+        ),
+        (dict(solver="sgd", batch_size=8, alpha=0.0), dict(solver="sgd", batch_size=8, alpha=0.0)),
+    ],
+    ids=["gd", "lbfgs", "adam", "sgd"],
+)
+def test_same_random_state_same_start_and_path_as_scikit_learn(ours, theirs):
+    """The same initial θ (scikit-learn's scheme and random stream) and, without shuffling,
+    the same trajectory: the estimators differ from scikit-learn's only where documented."""
+    shared = dict(hidden_layer_sizes=(5,), activation="tanh", shuffle=False, max_iter=15)
+    shared.update(random_state=3, tol=0.0, alpha=0.1, learning_rate_init=0.1, batch_size=40)
+    y = X[:, 0] - X[:, 1] ** 2
+    a = MLPRegressor(**{**shared, **ours}).fit(X, y)
+    b = neural_network.MLPRegressor(**{**shared, **theirs}).fit(X, y)
+    if ours["solver"] != "lbfgs":
+        np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-10)
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-7, atol=1e-9)

@@ -166,9 +166,9 @@ class BaseMLP(BaseEstimator):
             X, Y, sample_weight = X[kept], Y[kept], sample_weight[kept]
         random_state = check_random_state(self.random_state)
         if first_pass:
-            seed = int(random_state.randint(np.iinfo(np.int32).max))
             sizes = [X.shape[1], *hidden, Y.shape[1] if Y.ndim == 2 else len(fitted["classes_"])]
-            network = Network(sizes, self.activation, output=output, dtype=dtype, seed=seed)
+            network = Network(sizes, self.activation, output=output, dtype=dtype)
+            self._initialize(network, random_state)
         else:
             network = self.network_.copy()
             if Y.ndim == 2 and Y.shape[1] != network.n_outputs:
@@ -189,6 +189,17 @@ class BaseMLP(BaseEstimator):
         progress.commit(history)
         self.history_ = history
         return self
+
+    def _initialize(self, network: Network, random_state: np.random.RandomState) -> None:
+        """scikit-learn's initialisation, drawn in its order from the same ``random_state``,
+        so both libraries start from the same θ: per layer W ~ U(−r, r) then b ~ U(−r, r),
+        r = √(c / (fan_in + fan_out)), c = 2 for 'logistic' hidden units and 6 otherwise."""
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for W, b in zip(network.weights, network.biases):
+            fan_out, fan_in = W.shape
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            W[...] = random_state.uniform(-bound, bound, (fan_in, fan_out)).T
+            b[...] = random_state.uniform(-bound, bound, fan_out)
 
     def _train(self, network, progress, history, random_state, incremental) -> History:
         """The single place where training runs: L-BFGS or the core ``fit`` loop."""
