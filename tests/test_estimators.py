@@ -109,6 +109,8 @@ def test_multilabel_targets_use_sigmoid_outputs():
     assert np.mean(clf.predict(X) == indicators) > 0.9
     proba = clf.predict_proba(X)
     assert proba.shape == (40, 3) and not np.allclose(proba.sum(axis=1), 1)
+    clf.intercepts_[-1][...] = -100.0  # σ(−100) ≈ 4e−44 must not round to 0
+    assert (clf.predict_proba(X) > 0).all() and np.isfinite(clf.predict_log_proba(X)).all()
 
 
 def test_sparse_input_matches_dense():

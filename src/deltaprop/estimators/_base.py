@@ -3,11 +3,13 @@ the training call (core ``fit`` or ``fit_lbfgs``) and scikit-learn's per-epoch b
 
 from __future__ import annotations
 
+import copy
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import expit
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -15,6 +17,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..lbfgs import fit_lbfgs
+from ..losses import get_output
 from ..network import Network
 from ..optimizers import (
     Adam,
@@ -274,18 +277,26 @@ class BaseMLP(BaseEstimator):
 
     # -------------------------------------------------------------- prediction
     def _forward(self, X) -> np.ndarray:
-        """f(X) for validated input; sparse rows are densified a block at a time."""
+        """f(X) for validated input; sparse rows are densified a block at a time.
+
+        Sigmoid outputs are computed as expit(a^(D)) from the logits: it keeps its relative
+        precision near 0, so no probability underflows to exactly 0 before a < −745.
+        """
         check_is_fitted(self)
         X = validate_data(
             self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32), reset=False
         )
-        if not sp.issparse(X):
-            return self.network_.forward(X)
-        X = X.tocsr()
-        blocks = range(0, X.shape[0], ROWS_PER_CHUNK)
-        return np.vstack(
-            [self.network_.forward(X[i : i + ROWS_PER_CHUNK].toarray()) for i in blocks]
-        )
+        network = self.network_
+        if network.output.name == "sigmoid":
+            network = copy.copy(network)  # shares θ; only the output function differs
+            network.output = get_output("identity")
+        if sp.issparse(X):
+            X = X.tocsr()
+            blocks = range(0, X.shape[0], ROWS_PER_CHUNK)
+            f = np.vstack([network.forward(X[i : i + ROWS_PER_CHUNK].toarray()) for i in blocks])
+        else:
+            f = network.forward(X)
+        return expit(f, out=f) if network is not self.network_ else f
 
     # ------------------------------------------------------ fitted attributes
     def _set_network(self, network: Network) -> None:
