@@ -156,6 +156,15 @@ def with_metadata(blob, change):
     return join(header, data)
 
 
+def with_raw_metadata(blob, raw):
+    """The file with the deltaprop metadata string replaced (None: no metadata at all)."""
+    header, data = split(blob)
+    header.pop("__metadata__")
+    if raw is not None:
+        header["__metadata__"] = {"deltaprop": raw}
+    return join(header, data)
+
+
 def with_tensor(blob, name, **fields):
     header, data = split(blob)
     header[name].update(fields)
@@ -197,83 +206,36 @@ BAD_FILES = {
         lambda blob: with_tensor(blob, "biases.0", shape=[10**6]),
         "corrupted",
     ),
-    "no deltaprop metadata": (
-        lambda blob: join(
-            {k: v for k, v in split(blob)[0].items() if k != "__metadata__"}, split(blob)[1]
-        ),
-        "without deltaprop metadata",
-    ),
-    "metadata not json": (
-        lambda blob: join(
-            {**split(blob)[0], "__metadata__": {"deltaprop": "{not json"}}, split(blob)[1]
-        ),
-        "metadata is not valid JSON",
-    ),
-    "metadata a list": (
-        lambda blob: join({**split(blob)[0], "__metadata__": {"deltaprop": "[]"}}, split(blob)[1]),
-        "must be a JSON object",
-    ),
-    "no format version": (lambda blob: with_metadata(blob, _drop("format_version")), "format_ver"),
-    "newer format version": (
-        lambda blob: with_metadata(blob, _set(["format_version"], 99)),
-        "newer than this deltaprop reads",
-    ),
-    "no architecture": (lambda blob: with_metadata(blob, _drop("network")), "architecture"),
-    "sizes disagree with tensors": (
-        lambda blob: with_metadata(blob, _set(["network", "sizes"], [4, 6, 3])),
-        "do not match the architecture|needs",
-    ),
-    "dtype disagrees with tensors": (
-        lambda blob: with_metadata(blob, _set(["network", "dtype"], "float32")),
-        "needs",
-    ),
-    "unknown activation": (
-        lambda blob: with_metadata(blob, _set(["network", "activations"], ["swish"])),
-        "architecture in the metadata is invalid",
-    ),
-    "unknown kind": (lambda blob: with_metadata(blob, _set(["kind"], "forest")), "unknown model"),
-    "no parameters": (lambda blob: with_metadata(blob, _drop("params")), "missing entry 'params'"),
-    "invalid parameter": (
-        lambda blob: with_metadata(blob, _set(["params", "alpha"], -1)),
-        "alpha",
-    ),
-    "unknown parameter": (
-        lambda blob: with_metadata(blob, _set(["params", "kernel"], "rbf")),
-        "kernel",
-    ),
-    "hidden sizes disagree": (
-        lambda blob: with_metadata(blob, _set(["params", "hidden_layer_sizes"], [7])),
-        "disagree with the stored network",
-    ),
-    "classes disagree with outputs": (
-        lambda blob: with_metadata(blob, _set(["classes", "values"], [0, 1, 2, 3])),
-        "4 classes are stored but the network has 3 outputs",
-    ),
-    "classes do not fit their dtype": (
-        lambda blob: with_metadata(blob, _set(["classes", "values"], [0.5, 1, 2])),
-        "do not fit the stored dtype",
-    ),
-    "class dtype not a label type": (
-        lambda blob: with_metadata(blob, _set(["classes", "dtype"], "V100000000")),
-        "not a label type",
-    ),
-    "regressor metadata on a classifier network": (
-        lambda blob: with_metadata(blob, _set(["kind"], "mlp_regressor")),
-        "needs an output of kind identity",
-    ),
-    "feature count disagrees": (
-        lambda blob: with_metadata(blob, _set(["n_features_in"], 9)),
-        "n_features_in=9",
-    ),
-    "training summary mangled": (
-        lambda blob: with_metadata(blob, _set(["training", "loss_curve"], "abc")),
-        "incomplete or mangled",
-    ),
-    "history mangled": (
-        lambda blob: with_metadata(blob, _set(["training", "history"], {"records": 3})),
-        "history",
-    ),
+    "no deltaprop metadata": (lambda blob: with_raw_metadata(blob, None), "without deltaprop"),
+    "metadata not json": (lambda blob: with_raw_metadata(blob, "{not"), "metadata is not valid"),
+    "metadata a list": (lambda blob: with_raw_metadata(blob, "[]"), "must be a JSON object"),
 }
+
+DROP = object()
+# metadata edits: (path of keys, new value or DROP, what the error must say)
+METADATA_EDITS = {
+    "no format version": (["format_version"], DROP, "format_version"),
+    "newer format version": (["format_version"], 99, "newer than this deltaprop reads"),
+    "no architecture": (["network"], DROP, "architecture"),
+    "sizes disagree with tensors": (["network", "sizes"], [4, 6, 3], "do not match|needs"),
+    "dtype disagrees with tensors": (["network", "dtype"], "float32", "needs"),
+    "unknown activation": (["network", "activations"], ["swish"], "architecture .* invalid"),
+    "unknown kind": (["kind"], "forest", "unknown model kind"),
+    "no parameters": (["params"], DROP, "missing entry 'params'"),
+    "invalid parameter": (["params", "alpha"], -1, "alpha"),
+    "unknown parameter": (["params", "kernel"], "rbf", "kernel"),
+    "hidden sizes disagree": (["params", "hidden_layer_sizes"], [7], "disagree with the stored"),
+    "classes disagree with outputs": (["classes", "values"], [0, 1, 2, 3], "4 classes are stored"),
+    "classes do not fit their dtype": (["classes", "values"], [0.5, 1, 2], "do not fit the stored"),
+    "class dtype not a label type": (["classes", "dtype"], "V100000000", "not a label type"),
+    "regressor kind, classifier network": (["kind"], "mlp_regressor", "output of kind identity"),
+    "feature count disagrees": (["n_features_in"], 9, "n_features_in=9"),
+    "training summary mangled": (["training", "loss_curve"], "abc", "incomplete or mangled"),
+    "history mangled": (["training", "history"], {"records": 3}, "history"),
+}
+for _name, (_keys, _value, _message) in METADATA_EDITS.items():
+    _edit = _drop(_keys[0]) if _value is DROP else _set(_keys, _value)
+    BAD_FILES[_name] = (lambda blob, edit=_edit: with_metadata(blob, edit), _message)
 
 
 @pytest.mark.parametrize("case", BAD_FILES, ids=list(BAD_FILES))
