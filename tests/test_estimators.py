@@ -324,3 +324,29 @@ def test_same_random_state_same_start_and_path_as_scikit_learn(ours, theirs):
     if ours["solver"] != "lbfgs":
         np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-10)
     np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_ctrl_c_keeps_a_usable_model(solver):
+    class CtrlC(dp.Callback):
+        def on_epoch_end(self, state, record):
+            if len(state.history) == 3:
+                raise KeyboardInterrupt
+
+    reg = MLPRegressor(solver=solver, max_iter=50, callbacks=[CtrlC()], **SMALL)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        reg.fit(X, X[:, 0])
+    assert len(reg.loss_curve_) == 3 and "interrupted" in reg.history_.stop_reason
+    assert np.isfinite(reg.predict(X)).all()
+
+
+def test_a_failed_partial_fit_leaves_the_optimizer_state_alone():
+    reg = MLPRegressor(solver="sgd", batch_size=10, **SMALL).partial_fit(X, X[:, 0])
+    before = reg._optimizer.state_dict()
+    coefs = [W.copy() for W in reg.coefs_]
+    with pytest.raises(dp.DivergenceError):
+        reg.partial_fit(X, X[:, 0] * 1e300)  # the squared error overflows
+    after = reg._optimizer.state_dict()
+    assert after["steps"] == before["steps"] == 4
+    assert np.array_equal(after["arrays"]["velocity"], before["arrays"]["velocity"])
+    assert all(np.array_equal(W, W0) for W, W0 in zip(reg.coefs_, coefs)) and reg.t_ == 40

@@ -184,7 +184,7 @@ class BaseMLP(BaseEstimator):
         try:
             history = self._train(network, progress, history, random_state, incremental)
         except TrainingInterrupted as interrupted:
-            warnings.warn("Training interrupted by user.", stacklevel=3)
+            warnings.warn("Training interrupted by user.", stacklevel=4)
             history = interrupted.history
         for name, value in fitted.items():
             setattr(self, name, value)
@@ -225,14 +225,16 @@ class BaseMLP(BaseEstimator):
                     f"(status={result.status}): {result.message}. Increase max_iter or "
                     "max_fun, or scale the data (e.g. StandardScaler).",
                     ConvergenceWarning,
-                    stacklevel=3,
+                    stacklevel=5,
                 )
             return history
-        if not (incremental and hasattr(self, "_optimizer")):
-            self._optimizer = self._make_optimizer()
+        if incremental and hasattr(self, "_optimizer"):  # a copy: a failed fit changes nothing
+            progress.optimizer = copy.deepcopy(self._optimizer)
+        else:
+            progress.optimizer = self._make_optimizer()
         progress.schedule = self._make_schedule()
         history = fit(
-            network, X, Y, l2=l2, optimizer=self._optimizer,
+            network, X, Y, l2=l2, optimizer=progress.optimizer,
             epochs=1 if incremental else self.max_iter, batch_size=self._batch_size(len(X)),
             shuffle=self.shuffle, callbacks=callbacks,
             seed=int(random_state.randint(np.iinfo(np.int32).max)), history=history,
@@ -243,7 +245,7 @@ class BaseMLP(BaseEstimator):
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                 "optimization hasn't converged yet.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
         return history
 
@@ -271,7 +273,7 @@ class BaseMLP(BaseEstimator):
             warnings.warn(
                 f"batch_size={self.batch_size} is larger than the {n} training samples; "
                 "it is clipped to the sample size",
-                stacklevel=4,
+                stacklevel=6,
             )
         return min(self.batch_size, n)
 

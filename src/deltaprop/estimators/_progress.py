@@ -32,7 +32,7 @@ class Progress(Callback):
             )
         self.X, self.Y, self.sample_weight = X, Y, sample_weight
         self.n_effective = len(X) if sample_weight is None else float(sample_weight.sum())
-        self.schedule = None
+        self.schedule = self.optimizer = None
         self.loss = None
         self.n_iter = 0
         self.best_params = None
@@ -111,6 +111,8 @@ class Progress(Callback):
         est.validation_scores_ = self.validation_scores
         est.best_validation_score_ = self.best_validation_score
         est._no_improvement_count = self.no_improvement
+        if self.optimizer is not None:
+            est._optimizer = self.optimizer
 
 
 def _split(X, Y, sample_weight, fraction, random_state):
