@@ -6,6 +6,7 @@ from .distributed import DaskBackend
 from .errors import ConfigError, DataError, DeltapropError, DivergenceError, ModelFileError
 from .gradcheck import GradcheckReport, gradcheck
 from .hessian import Hessian, hvp, sharpness
+from .lbfgs import fit_lbfgs
 from .losses import OUTPUTS, OutputLoss, get_output
 from .network import Network
 from .objective import LocalBackend, Objective
@@ -52,6 +53,7 @@ __all__ = [
     "TrainingInterrupted",
     "TrainingState",
     "fit",
+    "fit_lbfgs",
     "get_activation",
     "get_output",
     "gradcheck",

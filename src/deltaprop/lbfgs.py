@@ -49,7 +49,10 @@ def fit_lbfgs(
     ``history.optimize_result`` (``status`` 0: converged, 1: a limit was reached).
     Ctrl-C raises ``TrainingInterrupted`` with the best iterate so far restored.
     """
-    from scipy.optimize import minimize
+    try:
+        from scipy.optimize import minimize
+    except ImportError:
+        raise ConfigError('L-BFGS needs SciPy: pip install "deltaprop[scipy]"') from None
 
     X, Y, weights = check_data(network, X, Y, sample_weight)
     max_iter, max_fun = _positive_int("max_iter", max_iter), _positive_int("max_fun", max_fun)
