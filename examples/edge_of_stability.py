@@ -8,7 +8,7 @@ on the network λ_max rises until it reaches 2/η and then hovers there, while t
 falling, though no longer monotonically. The figure (loss and sharpness against the step,
 with the 2/η lines) is saved to ``--output``.
 
-    python examples/edge_of_stability.py                                 # full size
+    python examples/edge_of_stability.py                                 # full size, minutes
     python examples/edge_of_stability.py --n 300 --width 32 --steps 300  # quick look
 """
 
