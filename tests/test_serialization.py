@@ -225,6 +225,7 @@ METADATA_EDITS = {
     "invalid parameter": (["params", "alpha"], -1, "alpha"),
     "unknown parameter": (["params", "kernel"], "rbf", "kernel"),
     "hidden sizes disagree": (["params", "hidden_layer_sizes"], [7], "disagree with the stored"),
+    "no classes": (["classes"], DROP, "missing entry 'classes'"),
     "classes disagree with outputs": (["classes", "values"], [0, 1, 2, 3], "4 classes are stored"),
     "classes do not fit their dtype": (["classes", "values"], [0.5, 1, 2], "do not fit the stored"),
     "class dtype not a label type": (["classes", "dtype"], "V100000000", "not a label type"),

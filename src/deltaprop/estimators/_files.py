@@ -66,7 +66,7 @@ def load(estimator_class, network: Network, metadata: dict):
         if not all(isinstance(name, str) for name in names):
             raise ModelFileError("feature_names_in must hold strings")
         estimator.feature_names_in_ = np.array(names, dtype=object)
-    if "classes" in metadata:
+    if estimator._model_kind == "mlp_classifier":
         estimator.classes_ = _decode_classes(metadata["classes"], network.n_outputs)
         estimator._multilabel = network.output.name == "sigmoid"
         estimator._label_dtype = _label_dtype(metadata["label_dtype"])
@@ -128,7 +128,7 @@ def _decode_classes(spec: dict, n_outputs: int) -> np.ndarray:
         classes = np.array(values, dtype=dtype)
     if classes.tolist() != values:
         raise ModelFileError(f"class labels {values} do not fit the stored dtype {dtype}")
-    if len(values) != n_outputs and not (n_outputs == 1 and len(values) == 2):
+    if len(values) != n_outputs:
         raise ModelFileError(
             f"{len(values)} classes are stored but the network has {n_outputs} outputs"
         )
