@@ -116,29 +116,22 @@ class Progress(Callback):
 
 
 def _split(X, Y, sample_weight, fraction, random_state):
-    """scikit-learn's early-stopping split (stratified for single-label classes when possible)."""
-    arrays = [X, Y] if sample_weight is None else [X, Y, sample_weight]
+    """scikit-learn's early-stopping split (stratified for single-label classes when possible):
+    (X_train, Y_train, w_train, (X_val, Y_val, w_val)), w None without sample weights."""
+    weights = np.ones(len(X)) if sample_weight is None else sample_weight
     stratify = Y if Y.ndim == 1 else None
     try:
         parts = train_test_split(
-            *arrays, random_state=random_state, test_size=fraction, stratify=stratify
+            X, Y, weights, random_state=random_state, test_size=fraction, stratify=stratify
         )
     except ValueError:  # a class too small to appear on both sides
-        parts = train_test_split(*arrays, random_state=random_state, test_size=fraction)
-    train, validation = parts[0::2], parts[1::2]
-    if len(validation[0]) < 2:
+        parts = train_test_split(X, Y, weights, random_state=random_state, test_size=fraction)
+    X_train, X_val, Y_train, Y_val, w_train, w_val = parts
+    if len(X_val) < 2:
         raise ValueError(
             "The validation set is too small. Increase 'validation_fraction' or the size of "
             "your dataset."
         )
-    weights = validation[2] if sample_weight is not None else None
-    return (
-        train[0],
-        train[1],
-        (train[2] if sample_weight is not None else None),
-        (
-            validation[0],
-            validation[1],
-            weights,
-        ),
-    )
+    if sample_weight is None:
+        w_train = w_val = None
+    return X_train, Y_train, w_train, (X_val, Y_val, w_val)
