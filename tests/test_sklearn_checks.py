@@ -8,6 +8,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 from deltaprop import MLPClassifier, MLPRegressor  # noqa: E402
 
+# the checks fit with few iterations on purpose; they test behaviour, not convergence
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 # max_iter=100 as scikit-learn's own suite uses for its MLPs (speed); all else default,
 # then every other solver ('gd' needs a larger step than the default η = 0.001 to learn)
 ESTIMATORS = [
