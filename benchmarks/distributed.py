@@ -97,7 +97,7 @@ def main() -> None:
     print("load average before:", open("/proc/loadavg").read().strip())
     with (
         LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):

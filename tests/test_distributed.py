@@ -22,7 +22,7 @@ PARTS = (60, 60, 30, 50)
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     with distributed.Client(cluster) as client:
         yield client
@@ -71,6 +71,11 @@ def test_dask_gradient_is_the_in_process_gradient_bit_for_bit(client, data):
     # no backend given: the current client
     J, g = _value_and_grad(net, *_dask(X, y, w))
     assert J == J_ref and np.array_equal(g, g_ref)
+    # arrays without partitions are split in one per worker: equal to rounding
+    objective = dp.Objective(net, l2=0.01, chunk_size=16, backend=backend)
+    J_split = objective.value(X, y, sample_weight=w)
+    assert len(objective.prepare(objective._prepared.source).state) == 2
+    assert J_split == pytest.approx(J_ref, rel=1e-6)
     # a tree reduce adds in another order: equal to rounding, and deterministic
     tree = dp.DaskBackend(client, reduce="tree")
     J1, g1 = _value_and_grad(net, *_dask(X, y, w), backend=tree)

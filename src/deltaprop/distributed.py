@@ -3,8 +3,9 @@
 The data stay on the workers across steps: every partition is built by a loader task
 (a Dask chunk, a file read, or an array slice held in the task graph — never
 ``client.scatter``), validated there and kept in memory, so the scheduler can rebuild a lost
-worker's partitions from the graph. Each step broadcasts θ once; every worker runs the
-core ``partition_sum`` (the per-chunk kernel over a partition's blocks) on its partitions;
+worker's partitions from the graph. Each step sends θ once (one task that the workers
+share); every worker runs the core ``partition_sum`` (the per-chunk kernel over a
+partition's blocks) on its partitions;
 the per-partition sums (Σ ℓ_i, n correct, Σ ∇ℓ_i) are gathered and added at the client in
 partition order — the order ``LocalBackend`` uses, so results do not depend on which worker
 holds what, and a step recomputed after a worker died gives the same bits. The optimizer
@@ -76,7 +77,8 @@ class DaskBackend:
         if key in self._prepared:
             return self._prepared[key]
         check = delayed(check_partition, pure=True)
-        parts = [check(network_spec(network), loader) for loader in loaders(source)]
+        threads = max(1, sum(self.client.nthreads().values()))
+        parts = [check(network_spec(network), part) for part in loaders(source, threads)]
         futures = self.client.compute(parts)
         weights = self.client.gather(self.client.map(partition_weight, futures, rows=rows))
         total = check_total(sum(weights)) if source.weighted else float(len(source))
@@ -113,7 +115,8 @@ class DaskBackend:
 
     def _partial_sums(self, network: Network, prepared: Prepared, with_grad: bool) -> list:
         client = self.client
-        theta = client.scatter(network.params, broadcast=True, hash=False)
+        # θ enters the graph once (a task, not a scatter: a lost copy is rebuilt from the graph)
+        theta = client.submit(np.array, network.params.copy(), pure=False)
         parts = client.map(
             partition_gradient,
             prepared.state,
@@ -161,7 +164,7 @@ def connect(client, timeout: float, n_workers: int | None):
             ) from None
     if isinstance(client, str) and client == "local":
         cluster = distributed.LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
         return distributed.Client(cluster), True
     if isinstance(client, str):
@@ -178,27 +181,30 @@ def connect(client, timeout: float, n_workers: int | None):
     return client, False
 
 
-def loaders(source: Source) -> list:
-    """One delayed (X, Y, w) per non-empty partition, built where it runs (no scatter)."""
+def loaders(source: Source, threads: int) -> list:
+    """One delayed (X, Y, w) per non-empty partition, built where it runs (no scatter).
+    Arrays and ``.npy`` files given without partitions are split in one per worker thread."""
     from dask import delayed
 
+    sizes = source.partitions
     if isinstance(source, DaskSource):
         blocks = [a.to_delayed().ravel() for a in source.arrays()]
         if len(blocks) == 2:
             blocks.append([None] * len(blocks[0]))
         parts = [delayed(tuple, pure=True)(list(b)) for b in zip(*blocks)]
     elif isinstance(source, ArraySource):
-        edges = np.cumsum((0, *source.partitions))
+        if source.split:
+            n = len(source)
+            sizes = [n // threads + (i < n % threads) for i in range(threads)]
+        edges = np.cumsum((0, *sizes))
         data = (source.X, source.Y, source.weights)
         parts = [
             delayed(read_all, pure=False)(*(window(d, a, b) for d in data))
             for a, b in zip(edges[:-1], edges[1:])
         ]
     else:
-        parts = [
-            delayed(source.read_partition, pure=False)(p) for p in range(len(source.partitions))
-        ]
-    return [part for part, size in zip(parts, source.partitions) if size > 0]
+        parts = [delayed(source.read_partition, pure=False)(p) for p in range(len(sizes))]
+    return [part for part, size in zip(parts, sizes) if size > 0]
 
 
 def window(data, start: int, stop: int):

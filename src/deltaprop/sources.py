@@ -79,6 +79,7 @@ class ArraySource(Source):
         self.X, self.Y, self.weights = X, Y, sample_weight
         self.weighted = sample_weight is not None
         self.partitions = check_partitions(partitions, len(X))
+        self.split = partitions is None  # a backend may split the rows its own way
         self.checked = checked  # True: the arrays are check_data's output
 
     @classmethod
