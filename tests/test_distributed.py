@@ -151,6 +151,22 @@ def test_a_worker_killed_mid_training_changes_nothing(client, data):
     assert killer.killed not in client.run(os.getpid).values()
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_an_estimator_trains_full_batch_on_the_cluster(client, data):
+    from sklearn.base import clone
+
+    from deltaprop.estimators import MLPClassifier
+
+    X, y, _ = data
+    settings = dict(hidden_layer_sizes=(8,), solver="gd", max_iter=10, random_state=0)
+    local = MLPClassifier(**settings).fit(X, y)
+    backend = dp.DaskBackend(client)
+    remote = clone(MLPClassifier(**settings, backend=backend)).fit(X, y)
+    assert remote.backend is backend
+    np.testing.assert_allclose(remote.loss_curve_, local.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(remote.coefs_[0], local.coefs_[0], rtol=1e-4, atol=1e-6)
+
+
 def test_bad_inputs_are_refused_with_clear_errors(client, data):
     X, y, w = data
     net = _net()

@@ -141,6 +141,9 @@ class DaskBackend:
                 cluster.close()
             self._owned = False
 
+    def __deepcopy__(self, memo) -> DaskBackend:
+        return self  # a handle on a cluster: copies (e.g. scikit-learn's clone) share it
+
     def __enter__(self) -> DaskBackend:
         return self
 

@@ -71,6 +71,7 @@ class BaseMLP(BaseEstimator):
             Options(type, {np.float32, np.float64}),
         ],
         "callbacks": [None, list, tuple],
+        "backend": "no_validation",
     }
 
     def __init__(
@@ -101,6 +102,7 @@ class BaseMLP(BaseEstimator):
         max_fun=15000,
         dtype=None,
         callbacks=None,
+        backend=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -127,6 +129,7 @@ class BaseMLP(BaseEstimator):
         self.max_fun = max_fun
         self.dtype = dtype
         self.callbacks = callbacks
+        self.backend = backend
 
     # ----------------------------------------------------------------- fitting
     @_fit_context(prefer_skip_nested_validation=True)
@@ -238,7 +241,7 @@ class BaseMLP(BaseEstimator):
             epochs=1 if incremental else self.max_iter, batch_size=self._batch_size(len(X)),
             shuffle=self.shuffle, callbacks=callbacks,
             seed=int(random_state.randint(np.iinfo(np.int32).max)), history=history,
-            sample_weight=weights,
+            sample_weight=weights, backend=self.backend,
         )  # fmt: skip
         if not incremental and not history.stop_reason and progress.n_iter == self.max_iter:
             warnings.warn(

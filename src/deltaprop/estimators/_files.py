@@ -20,6 +20,7 @@ def payload(estimator) -> tuple[Network, dict]:
     check_is_fitted(estimator)
     params = estimator.get_params(deep=False)
     params.pop("callbacks")  # code is never stored; a loaded estimator has callbacks=None
+    params.pop("backend")  # a cluster connection is not stored either
     sizes = params["hidden_layer_sizes"]
     params["hidden_layer_sizes"] = [int(s) for s in sizes] if hasattr(sizes, "__iter__") else sizes
     if params["dtype"] is not None:

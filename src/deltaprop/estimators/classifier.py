@@ -20,7 +20,9 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
     Solvers: 'adam' (default), 'sgd' (momentum), 'lbfgs' (SciPy, full batch) and 'gd'
     (the lecture's full-batch gradient descent θ ← θ − η g, one step per iteration).
     Extra parameters: ``dtype`` (None follows the input: float32 stays float32, anything
-    else is float64) and ``callbacks`` (core ``Callback``s passed to the training loop).
+    else is float64), ``callbacks`` (core ``Callback``s passed to the training loop) and
+    ``backend`` (e.g. ``deltaprop.DaskBackend(client)`` with ``solver="gd"``: the full-batch
+    gradient on a Dask cluster).
     ``history_`` is the core ``History`` of the fit.
     """
 
