@@ -102,7 +102,7 @@ def create_app(hosts: list[str] | None = None, max_upload: int = MAX_UPLOAD) -> 
 
     async def socket(websocket: WebSocket):
         if not same_origin(websocket):
-            await websocket.close(code=1008)  # before accepting: the handshake gets 403
+            await _deny(websocket)
             return
         await websocket.accept()
         await converse(websocket, Conversation(Session(uploads), private["dir"]))
@@ -117,6 +117,15 @@ def create_app(hosts: list[str] | None = None, max_upload: int = MAX_UPLOAD) -> 
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=LOCAL_HOSTS + (hosts or []))],
         lifespan=lifespan,
     )
+
+
+async def _deny(websocket: WebSocket) -> None:
+    """Refuse the handshake with 403 (a close before accepting where the server cannot)."""
+    refusal = _refuse(403, "WebSockets are accepted only from this server's own page")
+    try:
+        await websocket.send_denial_response(refusal)
+    except RuntimeError:
+        await websocket.close(code=1008)
 
 
 def _refuse(status: int, message: str) -> JSONResponse:
