@@ -5,6 +5,7 @@ const $ = (id) => document.getElementById(id);
 /** Show the server's settings in the form (the server has the final word on every value). */
 export function fillSettings(s) {
   document.querySelectorAll("[data-setting]").forEach((input) => {
+    if (input === document.activeElement && input.tagName === "INPUT") return;  // being edited
     const value = s[input.dataset.setting];
     if (input.dataset.setting === "hidden") input.value = value.join(",");
     else if (input.tagName === "SELECT" && input.id === "target") input.value = value || input.value;

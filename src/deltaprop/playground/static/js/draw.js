@@ -81,7 +81,9 @@ export function drawOutput(canvas, data, frame, pickedIndex) {
       ctx.lineWidth = 1.8; ctx.strokeStyle = rgb(c); ctx.stroke();
     } else {
       ctx.fillStyle = rgb(c); ctx.fill();
-      ctx.lineWidth = 1; ctx.strokeStyle = oneD ? "#fff" : "rgba(255,255,255,0.9)"; ctx.stroke();
+      ctx.lineWidth = 1;
+      ctx.strokeStyle = data.task === "regression" && !oneD ? "rgba(0,0,0,0.45)" : "#fff";
+      ctx.stroke();
     }
   }
   if (oneD && frame.surface) {
@@ -171,6 +173,7 @@ export function drawCurves(canvas, epochs, series, { log = false, fixed = null }
       open ? ctx.lineTo(px(epochs[i]), py(v)) : ctx.moveTo(px(epochs[i]), py(v));
       open = true;
     }
+    if (epochs.length === 1 && s.values[0] != null) ctx.arc(px(epochs[0]), py(s.values[0]), 2, 0, 2 * Math.PI);
     ctx.setLineDash(s.dashed ? [5, 3] : []);
     ctx.lineWidth = 2; ctx.strokeStyle = s.colour; ctx.stroke();
   }
@@ -187,7 +190,8 @@ export function drawNetwork(canvas, data, frame) {
   const W = canvas.width, H = canvas.height;
   ctx.clearRect(0, 0, W, H);
   const columns = sizes.length;
-  const cx = (l) => 30 + ((W - 60 - box) * l) / (columns - 1) + box / 2;
+  const left = 56, right = 76;  // room for the input and output names
+  const cx = (l) => left + ((W - left - right - box) * l) / (columns - 1) + box / 2;
   const cy = (l, k) => top + (tallest - shown[l]) * (box + gapY) / 2 + k * (box + gapY) + box / 2;
   let wmax = 1e-12;
   for (const Wl of frame.weights) for (const row of Wl) for (const w of row) wmax = Math.max(wmax, Math.abs(w));
@@ -239,7 +243,7 @@ function drawInput(ctx, data, j, x, y, box) {
   ctx.strokeStyle = "#b9c0c8"; ctx.strokeRect(x + 0.5, y + 0.5, box - 1, box - 1);
   ctx.fillStyle = "#1f2933";
   ctx.textAlign = "right";
-  ctx.fillText(name.length > 6 ? name.slice(0, 5) + "…" : name, x - 3, y + box / 2 + 4);
+  ctx.fillText(name.length > 8 ? name.slice(0, 7) + "…" : name, x - 4, y + box / 2 + 4);
   ctx.textAlign = "center";
 }
 
@@ -250,6 +254,6 @@ function drawOutputUnit(ctx, data, k, x, y, box) {
   ctx.fillStyle = "#1f2933";
   ctx.textAlign = "left";
   const name = data.task === "classification" ? data.classes[k] : "ŷ";
-  ctx.fillText(name.length > 8 ? name.slice(0, 7) + "…" : name, x + box + 3, y + box / 2 + 4);
+  ctx.fillText(name.length > 10 ? name.slice(0, 9) + "…" : name, x + box + 2, y + box / 2 + 4);
   ctx.textAlign = "center";
 }
