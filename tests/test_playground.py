@@ -17,7 +17,7 @@ with warnings.catch_warnings():  # Starlette suggests httpx2 for its test client
 
 import deltaprop as dp  # noqa: E402
 from deltaprop.playground import create_app, serve  # noqa: E402
-from deltaprop.playground.protocol import Conversation  # noqa: E402
+from deltaprop.playground.protocol import Conversation, to_json  # noqa: E402
 from deltaprop.playground.session import Diverged, Session  # noqa: E402
 
 BASE = "http://127.0.0.1:8765"
@@ -345,3 +345,9 @@ def test_serve_reports_a_busy_port():
         busy.listen()
         with pytest.raises(dp.ConfigError, match="pass another --port"):
             serve("127.0.0.1", busy.getsockname()[1], open_browser=False)
+
+
+def test_non_finite_numbers_reach_the_page_as_null():
+    text = to_json({"type": "frame", "records": [{"loss": float("nan"), "val_loss": 1.5}]})
+    assert json.loads(text) == {"type": "frame", "records": [{"loss": None, "val_loss": 1.5}]}
+    assert "NaN" not in to_json({"metrics": {"objective": float("inf")}})

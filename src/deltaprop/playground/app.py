@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..errors import DataError
 from .data import Table, parse_csv
-from .protocol import BadMessage, Conversation, parse
+from .protocol import BadMessage, Conversation, parse, to_json
 from .session import Session
 
 STATIC = Path(__file__).parent / "static"
@@ -193,4 +193,4 @@ async def _read(websocket: WebSocket, inbox: asyncio.Queue) -> None:
 
 async def _send(websocket: WebSocket, replies: list[dict]) -> None:
     for reply in replies:
-        await websocket.send_json(reply)
+        await websocket.send_text(to_json(reply))

@@ -112,10 +112,27 @@ class Conversation:
 
 
 def _thin(records: list[dict], limit: int = 400) -> list[dict]:
-    """At most ``limit`` records (evenly spaced, always the last); non-finite values → null."""
+    """At most ``limit`` records (evenly spaced, always the last)."""
     step = math.ceil(len(records) / limit) if records else 1
-    kept = records[::-1][::step][::-1]
-    return [{k: (v if math.isfinite(v) else None) for k, v in r.items()} for r in kept]
+    return records[::-1][::step][::-1]
+
+
+def to_json(reply: dict) -> str:
+    """JSON text the browser can parse: NaN and ±inf (which JSON lacks) become null."""
+    try:
+        return json.dumps(reply, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(reply), allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _configure(c: Conversation, m: dict) -> list[dict]:

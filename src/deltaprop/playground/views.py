@@ -16,7 +16,7 @@ from .data import Problem
 
 SHOWN_UNITS = 12  # units per layer drawn in the network diagram
 UNIT_GRID = 24  # heat-map side of one unit
-WORK_LIMIT = 2e8  # grid points × parameters per frame; larger networks get coarser maps
+WORK_LIMIT = 1e9  # grid points × parameters per frame; larger networks get coarser maps
 
 
 def encode(values: np.ndarray, dtype) -> str:
