@@ -50,7 +50,7 @@ class Conversation:
         self.picked: int | None = None
 
     def opening(self) -> list[dict]:
-        return self._rebuilt()
+        return self.rebuilt()
 
     def handle(self, message: dict) -> list[dict]:
         """The replies to a parsed message; refused input becomes an ``error`` reply."""
@@ -64,7 +64,8 @@ class Conversation:
         try:
             return handler(self, message)
         except Diverged as err:
-            return [self.frame([]), {"type": "diverged", "message": str(err)}, self.status()]
+            diverged = {"type": "diverged", "message": str(err)}
+            return [self.frame(err.records), diverged, self.status()]
         except (DeltapropError, ValueError) as err:
             return [{"type": "error", "message": str(err)}]
 
@@ -77,19 +78,19 @@ class Conversation:
         out = {"type": "frame", "epoch": s.epoch, "records": _thin(records)}
         out.update(views.frame(s.network, s.problem))
         if self.picked is not None:
-            out["trace"] = self._trace()
+            out["trace"] = self.trace_reply()
         return out
 
-    def _rebuilt(self, fresh: bool = True) -> list[dict]:
+    def rebuilt(self, fresh: bool = True) -> list[dict]:
         """Settings, points and a frame; ``fresh``: a new run (the page clears its curves)."""
         s = self.session
         self.picked = None if fresh else self.picked
         settings = {"type": "settings", "settings": s.settings.to_dict()}
         points = s.problem.points()
         dataset = {"type": "dataset", "fresh": fresh, **points, "bounds": views.bounds(s.problem)}
-        return [settings, dataset, {**self.frame([]), "metrics": self._metrics()}, self.status()]
+        return [settings, dataset, {**self.frame([]), "metrics": self.metrics()}, self.status()]
 
-    def _metrics(self) -> dict:
+    def metrics(self) -> dict:
         """J, L_S and accuracy at the current parameters (shown before the first step)."""
         s = self.session
         objective = Objective(s.network, l2=s.settings.l2)
@@ -103,7 +104,7 @@ class Conversation:
                 out["val_accuracy"] = objective.last.accuracy
         return out
 
-    def _trace(self) -> dict:
+    def trace_reply(self) -> dict:
         s = self.session
         return {
             "index": self.picked,
@@ -139,7 +140,7 @@ def _configure(c: Conversation, m: dict) -> list[dict]:
     change = c.session.configure(m.get("settings"))
     if change == "live":
         return [{"type": "settings", "settings": c.session.settings.to_dict()}]
-    return c._rebuilt(fresh=change == "rebuilt")
+    return c.rebuilt(fresh=change == "rebuilt")
 
 
 def _play(c: Conversation, m: dict) -> list[dict]:
@@ -163,7 +164,7 @@ def _advance(c: Conversation, m: dict) -> list[dict]:
 
 def _reset(c: Conversation, m: dict) -> list[dict]:
     c.session.reset()
-    return c._rebuilt()
+    return c.rebuilt()
 
 
 def _trace(c: Conversation, m: dict) -> list[dict]:
@@ -175,7 +176,7 @@ def _trace(c: Conversation, m: dict) -> list[dict]:
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
         raise BadMessage(f"index must be a training point number 0..{n - 1}, got {index!r}")
     c.picked = index
-    return [{"type": "trace", **c._trace()}]
+    return [{"type": "trace", **c.trace_reply()}]
 
 
 def _export(c: Conversation, m: dict) -> list[dict]:

@@ -21,7 +21,12 @@ MAX_EPOCHS_PER_SLICE = 100_000
 
 
 class Diverged(Exception):
-    """A step made the objective non-finite or explode; the message is for the page."""
+    """A step made the objective non-finite or explode; the message is for the page and
+    ``records`` are the good epochs trained before it."""
+
+    def __init__(self, records: list[dict], message: str) -> None:
+        super().__init__(message)
+        self.records = records
 
 
 class _Guard(Callback):
@@ -109,26 +114,25 @@ class Session:
         validation = (self.X_test, self.y_test) if len(self.X_test) else None
         if seconds is not None:
             epochs = MAX_EPOCHS_PER_SLICE
+        objective = math.nan  # the bad J, if the slice diverged
         try:
-            history = fit(
+            records = fit(
                 self.network, self.X_train, self.y_train, l2=s.l2, optimizer=self.optimizer,
                 epochs=epochs, batch_size=None if s.batch_size == "full" else s.batch_size,
                 validation=validation, callbacks=[_Guard(self), *budget], seed=self.rng,
-            )  # fmt: skip
-        except DivergenceError as err:
-            records = err.history.records
-            self.epoch += len(records)
-            self._diverged(math.inf if math.isnan(self.bad_objective) else self.bad_objective)
-        records = history.records
-        if not math.isnan(self.bad_objective):
-            records = records[:-1]  # the exploded one
-            self.epoch += len(records)
-            self._diverged(self.bad_objective)
+            ).records  # fmt: skip
+        except DivergenceError as err:  # non-finite: fit kept the records before it
+            records, objective = err.history.records, math.inf
+        if not math.isnan(self.bad_objective):  # exploded: the guard stopped fit
+            records, objective = records[:-1], self.bad_objective
         first = self.epoch
         self.epoch += len(records)
-        return [{"epoch": first + i + 1, **r} for i, r in enumerate(records)]
+        numbered = [{"epoch": first + i + 1, **r} for i, r in enumerate(records)]
+        if not math.isnan(objective):
+            self._diverged(objective, numbered)
+        return numbered
 
-    def _diverged(self, objective: float) -> None:
+    def _diverged(self, objective: float, records: list[dict]) -> None:
         np.copyto(self.network.params, self.good_params)
         self.playing = False
         eta = self.optimizer.learning_rate
@@ -136,8 +140,9 @@ class Session:
         bad = "not finite" if not math.isfinite(objective) else f"{objective:.3g}"
         self.bad_objective = math.nan
         raise Diverged(
+            records,
             f"Training diverged at epoch {self.epoch + 1}: the objective J became {bad} with "
             f"learning rate η = {eta:g}. Training was paused and the last good parameters "
             f"(epoch {self.good_epoch}) were kept. Try a smaller learning rate, e.g. "
-            f"η = {eta / 10:g}."
+            f"η = {eta / 10:g}.",
         )
