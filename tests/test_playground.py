@@ -2,7 +2,11 @@
 
 import base64
 import json
+import signal
 import socket
+import subprocess
+import sys
+import urllib.request
 import warnings
 from contextlib import contextmanager
 
@@ -351,3 +355,20 @@ def test_non_finite_numbers_reach_the_page_as_null():
     text = to_json({"type": "frame", "records": [{"loss": float("nan"), "val_loss": 1.5}]})
     assert json.loads(text) == {"type": "frame", "records": [{"loss": None, "val_loss": 1.5}]}
     assert "NaN" not in to_json({"metrics": {"objective": float("inf")}})
+
+
+def test_the_module_entry_point_serves_the_page():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deltaprop.playground", "--port", "0", "--no-browser"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        url = line.split()[2]
+        assert url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert "deltaprop playground" in response.read().decode()
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0

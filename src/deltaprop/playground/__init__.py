@@ -46,6 +46,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True) 
         raise ConfigError(
             f"cannot listen on {host}:{port} ({err.strerror}); pass another --port or --host"
         ) from None
+    sock.listen(128)  # connections wait in the backlog until uvicorn serves them
     port = sock.getsockname()[1]
     extra = ["*"] if host in WILDCARD_HOSTS else [host]
     app = create_app(hosts=extra)

@@ -182,6 +182,11 @@ function wire() {
   document.querySelectorAll("select.view").forEach((input) => {
     input.onchange = () => send({ type: "configure", settings: { view: [$("view-x").value, $("view-y").value].filter(Boolean) } });
   });
+  document.addEventListener("keydown", (e) => {  // space: play / pause
+    if (e.code !== "Space" || ["INPUT", "SELECT", "TEXTAREA", "BUTTON"].includes(document.activeElement?.tagName)) return;
+    e.preventDefault();
+    $("play").click();
+  });
   $("upload").onchange = async (e) => {
     const file = e.target.files[0];
     if (!file) return;
