@@ -21,6 +21,7 @@ with warnings.catch_warnings():  # Starlette suggests httpx2 for its test client
 
 import deltaprop as dp  # noqa: E402
 from deltaprop.playground import create_app, serve  # noqa: E402
+from deltaprop.playground import session as session_module  # noqa: E402
 from deltaprop.playground.protocol import Conversation, to_json  # noqa: E402
 from deltaprop.playground.session import Diverged, Session  # noqa: E402
 
@@ -372,3 +373,14 @@ def test_the_module_entry_point_serves_the_page():
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
+
+
+def test_a_non_finite_objective_is_caught_too(monkeypatch):
+    monkeypatch.setattr(session_module, "EXPLODE", float("inf"))  # only inf/NaN count
+    session = Session()
+    session.configure({"dataset": "plane", "learning_rate": 1e6, "hidden": [64, 64]})
+    with pytest.raises(Diverged, match="became not finite") as diverged:
+        for _ in range(200):
+            session.advance(epochs=1)
+    assert np.isfinite(session.network.params).all()
+    assert all(np.isfinite(r["objective"]) for r in diverged.value.records)
