@@ -64,13 +64,19 @@ def create_app(hosts: list[str] | None = None, max_upload: int = MAX_UPLOAD) -> 
     uploads: OrderedDict[str, Table] = OrderedDict()
     private: dict[str, Path] = {}
 
+    def folder() -> Path:
+        """The private (0700) temp folder where model files are written before download."""
+        if "dir" not in private:
+            private["dir"] = Path(tempfile.mkdtemp(prefix="deltaprop-playground-"))
+        return private["dir"]
+
     @asynccontextmanager
     async def lifespan(app):
-        private["dir"] = Path(tempfile.mkdtemp(prefix="deltaprop-playground-"))
         try:
             yield
         finally:
-            shutil.rmtree(private.pop("dir"), ignore_errors=True)
+            if "dir" in private:
+                shutil.rmtree(private.pop("dir"), ignore_errors=True)
 
     async def index(request: Request):
         return FileResponse(STATIC / "index.html", headers=HEADERS)
@@ -105,7 +111,7 @@ def create_app(hosts: list[str] | None = None, max_upload: int = MAX_UPLOAD) -> 
             await _deny(websocket)
             return
         await websocket.accept()
-        await converse(websocket, Conversation(Session(uploads), private["dir"]))
+        await converse(websocket, Conversation(Session(uploads), folder()))
 
     return Starlette(
         routes=[
