@@ -186,6 +186,8 @@ export function drawNetwork(canvas, data, frame) {
   const box = 34, gapY = 10, top = 34;
   const tallest = Math.max(...shown);
   canvas.height = Math.max(220, top + tallest * (box + gapY) + 24);
+  const room = canvas.parentElement.clientWidth - 24;
+  if (room > 300 && canvas.width !== room) canvas.width = room;
   const ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height;
   ctx.clearRect(0, 0, W, H);
@@ -207,11 +209,18 @@ export function drawNetwork(canvas, data, frame) {
   });
   ctx.font = "11px system-ui, sans-serif";
   ctx.textAlign = "center";
+  const tight = cx(1) - cx(0) < 76;  // many layers: short labels on two lines
   for (let l = 0; l < columns; l++) {
     ctx.fillStyle = "#66727f";
-    const name = l === 0 ? `input (${sizes[0]})` : l === columns - 1 ? `output (${sizes[l]})` : `h${l}: ${sizes[l]}`;
-    ctx.fillText(name, cx(l), 16);
-    if (sizes[l] > shown[l]) ctx.fillText(`+${sizes[l] - shown[l]} more`, cx(l), cy(l, shown[l] - 1) + box / 2 + 14);
+    const kind = l === 0 ? "input" : l === columns - 1 ? "output" : `h${l}`;
+    if (tight) {
+      ctx.fillText(kind, cx(l), 11);
+      ctx.fillText(String(sizes[l]), cx(l), 24);
+    } else {
+      ctx.fillText(l === 0 || l === columns - 1 ? `${kind} (${sizes[l]})` : `${kind}: ${sizes[l]}`, cx(l), 16);
+    }
+    const more = sizes[l] - shown[l];
+    if (more > 0) ctx.fillText(tight ? `+${more}` : `+${more} more`, cx(l), cy(l, shown[l] - 1) + box / 2 + 14);
     for (let k = 0; k < shown[l]; k++) {
       const x = cx(l) - box / 2, y = cy(l, k) - box / 2;
       if (l === 0) drawInput(ctx, data, k, x, y, box);
