@@ -1,0 +1,150 @@
+"""``deltaprop predict``, ``evaluate`` and ``info``: using a model file on new data.
+
+The preprocessing stored by ``deltaprop train`` (or the playground) is applied again; a
+network saved from Python without it, or an estimator's file, takes the table's first
+columns (or the estimator's ``feature_names_in_``) as its inputs unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import numpy as np
+
+from ..errors import DataError, ModelFileError
+from ..network import Network
+from ..serialization import load_with_metadata
+from ..tabular import Preprocessing, pick_column, read_table
+from . import common, report
+
+
+def open_model(path: str, frame) -> tuple[Network, Preprocessing, dict]:
+    """(network, preprocessing, metadata) of a model file, for the columns of ``frame``."""
+    model, metadata = load_with_metadata(path)
+    network = model if isinstance(model, Network) else model.network_
+    if isinstance(metadata.get("preprocessing"), dict):
+        try:
+            prep = Preprocessing.from_dict(metadata["preprocessing"])
+        except (TypeError, DataError) as err:
+            raise ModelFileError(f"{path}: the stored preprocessing is mangled ({err})") from None
+        if len(prep.inputs) != network.n_features:
+            raise ModelFileError(
+                f"{path}: the preprocessing gives {len(prep.inputs)} inputs but the network "
+                f"takes {network.n_features}"
+            )
+        return network, prep, metadata
+    d = network.n_features
+    names = getattr(model, "feature_names_in_", None)
+    features = [str(c) for c in names] if names is not None else list(frame.columns[:d])
+    if len(features) < d:
+        raise DataError(
+            f"{frame.attrs.get('source')} has {len(frame.columns)} columns but the model takes "
+            f"{d} inputs (its file stores no column names: the first {d} columns are used)"
+        )
+    classes = getattr(model, "classes_", None)
+    if classes is None and network.output.name == "softmax":
+        classes = range(network.n_outputs)
+    task = "classification" if network.output.classification else "regression"
+    class_names = [str(c) for c in classes] if classes is not None else []
+    prep = Preprocessing(features, "", task, [0.0] * d, [1.0] * d, classes=class_names)
+    return network, prep, metadata
+
+
+def _outputs(network: Network, prep: Preprocessing, frame) -> tuple[np.ndarray, np.ndarray]:
+    """(predictions in the target's terms, f) for the rows of ``frame``."""
+    f = network.forward(prep.transform(frame))
+    if prep.task == "classification":
+        if network.output.name != "softmax":
+            raise ModelFileError("multi-label models cannot be used from the command line yet")
+        return prep.decode(f.argmax(axis=1)), f
+    return prep.decode(f[:, 0]), f
+
+
+@click.command()
+@click.argument("model")
+@click.argument("data")
+@click.option("--out", help="write the predictions here (.csv, .tsv or .parquet; default: stdout)")
+@click.option("--proba", is_flag=True, help="also the probability of every class")
+def predict(model: str, data: str, out: str | None, proba: bool) -> None:
+    """Predict for the rows of DATA with MODEL (class names for classifiers); columns the
+    model does not use, such as the target, are ignored."""
+    import pandas as pd
+
+    path = common.check_output(out, "--out", (".csv", ".tsv", ".parquet"))
+    frame = read_table(data)
+    network, prep, _ = open_model(model, frame)
+    predicted, f = _outputs(network, prep, frame)
+    table = pd.DataFrame({"prediction": predicted})
+    if proba:
+        if prep.task != "classification":
+            raise DataError("--proba needs a classifier; this model is a regressor")
+        for k, name in enumerate(prep.classes):
+            table[f"p({name})"] = f[:, k]
+    if path is None:
+        table.to_csv(sys.stdout, index=False)
+    elif path.suffix.lower() == ".parquet":
+        table.to_parquet(path, index=False)
+    else:
+        table.to_csv(path, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    if path is not None:
+        common.note(f"wrote {len(table)} predictions to {path}")
+
+
+@click.command()
+@click.argument("model")
+@click.argument("data")
+@click.option("--target", help="target column (default: the one the model was trained on)")
+def evaluate(model: str, data: str, target: str | None) -> None:
+    """Accuracy, per-class precision/recall and the confusion matrix (classifiers), or MSE,
+    MAE and R² (regressors), of MODEL on DATA."""
+    frame = read_table(data)
+    network, prep, _ = open_model(model, frame)
+    prep.target = pick_column(frame, target or prep.target or None)
+    truth = prep.encode_target(frame)
+    predicted, f = _outputs(network, prep, frame)
+    console = common.console()
+    console.print(f"{len(frame)} rows of {data}, target {prep.target!r}")
+    if prep.task == "classification":
+        metrics = report.classification_metrics(truth, f.argmax(axis=1), prep.classes)
+        report.classification_tables(metrics, prep.classes, console)
+    else:
+        metrics = report.regression_metrics(prep.decode(truth), predicted)
+        report.metrics_table({data: metrics}, console, title="regression metrics")
+
+
+@click.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="print the whole metadata as JSON")
+def info(model: str, as_json: bool) -> None:
+    """The architecture, preprocessing and training summary stored in MODEL."""
+    network, metadata = load_with_metadata(model)
+    if as_json:
+        click.echo(json.dumps(metadata, indent=2))
+        return
+    network = network if isinstance(network, Network) else network.network_
+    console = common.console()
+    console.print(f"[bold]{model}[/bold] ({metadata.get('kind')})")
+    hidden = ", ".join(a.name for a in network.activations) or "none"
+    console.print(
+        f"network: {'-'.join(map(str, network.sizes))}, hidden σ: {hidden}, output: "
+        f"{network.output.name}, {network.dtype.name}, {network.params.size} parameters"
+    )
+    prep = metadata.get("preprocessing") or {}
+    if prep:
+        console.print(
+            f"inputs: {', '.join(prep.get('features', []))} → target {prep.get('target')!r}"
+        )
+        if prep.get("classes"):
+            console.print(f"classes: {', '.join(prep['classes'])}")
+    training = metadata.get("training")
+    if isinstance(training, dict):
+        s = training.get("settings", {})
+        ending = training.get("stop_reason") or "completed"
+        console.print(
+            f"trained on {s.get('data')} with {s.get('solver')} for {training.get('epochs_run')} "
+            f"epochs ({training.get('seconds', 0):.1f} s); {ending}"
+        )
+        if isinstance(training.get("metrics"), dict):
+            report.metrics_table(training["metrics"], console)

@@ -1,0 +1,172 @@
+"""``deltaprop train``: data → preprocessing → network → fit, with progress, checkpoints,
+Ctrl-C that keeps the best parameters, a metrics table, the model file and a plot."""
+
+from __future__ import annotations
+
+import click
+from click.core import ParameterSource
+
+from ..errors import ConfigError
+from ..training import TrainingInterrupted
+from . import common, report
+from .session import DEFAULT_RATES, SOLVERS, Session
+
+# Settings that define a run; a resumed run must keep them (the data may be given again).
+RUN_KEYS = (
+    "target", "features", "task", "impute", "hidden", "activation", "solver",
+    "learning_rate", "l2", "batch_size", "validation", "seed", "dtype",
+)  # fmt: skip
+DEFAULT_DATA = "spiral"
+DEFAULT_EPOCHS = 3000
+SMALL_WORK = 50_000_000  # rows × parameters per step below which one BLAS thread is fastest
+
+
+@click.command()
+@click.argument("data", required=False)
+@click.option("--target", help="target column (default: the last column)")
+@click.option("--features", help="input columns, comma-separated (default: all but the target)")
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "classification", "regression"]),
+    default="auto",
+    show_default=True,
+    help="auto: classification for text and few whole-number values, else regression",
+)
+@click.option("--impute", type=click.Choice(["mean", "median"]), help="fill missing values")
+@common.hidden_option("64,64")
+@common.activation_option("tanh")
+@click.option("--solver", type=click.Choice(SOLVERS), default="gd", show_default=True)
+@click.option(
+    "--learning-rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="step size η > 0 (default: gd 0.5, momentum 0.1, adam 0.01)",
+)
+@click.option("--l2", type=click.FloatRange(min=0), default=0.0, show_default=True, help="λ ≥ 0")
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    help=f"total epochs of the run, also when resuming (default {DEFAULT_EPOCHS}; "
+    "lbfgs: iterations)",
+)
+@click.option("--batch-size", type=common.BatchSize(), default="full", show_default=True)
+@click.option(
+    "--validation",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    default=0.2,
+    show_default=True,
+    help="fraction of rows held out",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="split, init and shuffling")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32")
+@click.option("--out", default="model.safetensors", show_default=True, help="model file")
+@click.option("--plot", default="curves.png", show_default=True, help="training plot")
+@click.option("--no-plot", is_flag=True, help="do not write the plot")
+@click.option("--checkpoint", help="checkpoint file (full training state)")
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="epochs between checkpoints (0: only at the end)",
+)
+@click.option("--resume", help="continue the run saved in this checkpoint")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="BLAS threads (default: 1 for small problems, where more threads only contend)",
+)
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar, table or notes")
+@click.pass_context
+def train(ctx: click.Context, **options) -> int:
+    """Train a network on DATA: a CSV/TSV/Parquet/.npz file or a built-in dataset
+    (default: the 3-arm spiral, full-batch gradient descent, > 95% accuracy in seconds).
+
+    Writes the model (--out) and a plot of the training curves (--plot). Ctrl-C stops
+    cleanly: the best parameters so far are written and the exit status is 130.
+    """
+    options["features"] = options["features"].split(",") if options["features"] else None
+    options["learning_rate"] = options["learning_rate"] or DEFAULT_RATES.get(options["solver"])
+    resumed = _resume_settings(ctx, options)
+    options["data"] = options["data"] or DEFAULT_DATA
+    options["epochs"] = options["epochs"] or DEFAULT_EPOCHS
+    out = common.check_output(options["out"], "--out")
+    plot = (
+        None
+        if options["no_plot"]
+        else common.check_output(options["plot"], "--plot", common.PLOT_FORMATS)
+    )
+    checkpoint = options["checkpoint"] or options["resume"]
+    common.check_output(checkpoint, "--checkpoint")
+    if options["solver"] == "lbfgs" and (checkpoint or options["batch_size"]):
+        raise ConfigError(
+            "the lbfgs solver trains full batch and cannot be checkpointed or resumed (SciPy "
+            "keeps its memory); drop --batch-size/--checkpoint/--resume or use --solver gd"
+        )
+    session = Session.start({k: options[k] for k in ("data", "epochs", *RUN_KEYS)}, resumed)
+    quiet = options["quiet"]
+    common.note(session.describe(), quiet)
+    try:
+        with _blas_threads(options["threads"], session):
+            session.fit(checkpoint, options["checkpoint_every"], progress=not quiet)
+        interrupted = None
+    except TrainingInterrupted as stop:
+        interrupted = stop
+    session.save(out)
+    written = [f"model to {out}"]
+    if plot:
+        session.plot(plot)
+        written.append(f"plot to {plot}")
+    if checkpoint:
+        written.append(f"checkpoint to {checkpoint}")
+    if not quiet:
+        report.metrics_table(session.metrics(), common.console())
+    if interrupted is not None:
+        common.warn(
+            f"interrupted at epoch {len(session.history)}: the best parameters so far were "
+            f"kept; wrote {', '.join(written)}"
+        )
+        return 130
+    common.note(f"wrote {', '.join(written)}", quiet)
+    return 0
+
+
+def _blas_threads(threads: int | None, session: Session):
+    """A BLAS thread limit: ``threads``, or 1 when a step is too small to share (n·|θ| below
+    ``SMALL_WORK``; measured here: the default spiral run takes 1.9 s on one thread and 18 s
+    with two contending threads)."""
+    from threadpoolctl import threadpool_limits
+
+    if threads is None and len(session.train_rows) * session.network.params.size <= SMALL_WORK:
+        threads = 1
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def _resume_settings(ctx: click.Context, options: dict):
+    """The checkpoint to resume (or None); its run settings replace the options, and an
+    option given on the command line that contradicts them is refused."""
+    if not options["resume"]:
+        return None
+    from ..checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(options["resume"])
+    stored = checkpoint.settings.get("run")
+    if not isinstance(stored, dict) or not set(RUN_KEYS) <= set(stored):
+        raise ConfigError(f"{options['resume']}: not a checkpoint written by deltaprop train")
+    for key in RUN_KEYS:
+        given = ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE
+        if given and options[key] != stored[key]:
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(
+                f"{flag} {options[key]} differs from the checkpoint's {stored[key]}; "
+                f"drop {flag} to resume, or start a new run without --resume"
+            )
+    options.update({k: stored[k] for k in RUN_KEYS})
+    options["data"] = options["data"] or stored["data"]
+    target = options["epochs"] or stored["epochs"]
+    if checkpoint.epoch >= target:
+        raise ConfigError(
+            f"{options['resume']} is already at epoch {checkpoint.epoch}; pass --epochs "
+            f"greater than {checkpoint.epoch} to train further"
+        )
+    options["epochs"] = target
+    return checkpoint
