@@ -220,7 +220,7 @@ class Preprocessing:
         present = values[~np.isnan(values)]
         if len(present) == 0:
             raise DataError(f"column {column!r} has no values in the training rows; drop it")
-        if self.impute and len(present) < len(values):
+        if self.impute:
             self.fill[column] = float(getattr(np, self.impute)(present))
         spread = float(present.std())
         self.mean.append(float(present.mean()))
@@ -234,8 +234,8 @@ class Preprocessing:
                 f"text column {column!r} has {len(categories)} distinct values (an identifier?); "
                 f"leave it out with --features, listing the columns to use"
             )
-        if self.impute and len(present) < len(values):
-            self.fill[column] = str(present.mode().iloc[0])
+        if self.impute:
+            self.fill[column] = str(present.mode().iloc[0])  # the most frequent category
         self.categories[column] = categories
 
     def _fit_target(self, frame, train_rows: np.ndarray) -> None:
@@ -308,7 +308,7 @@ class Preprocessing:
             return (y - self.target_mean) / self.target_scale
         names = label_names(y)
         index = {name: k for k, name in enumerate(self.classes)}
-        unknown = sorted(set(names) - set(index))
+        unknown = sorted(str(name) for name in set(names) - set(index))
         if unknown:
             raise DataError(
                 f"target {self.target!r} has classes the model does not know: "

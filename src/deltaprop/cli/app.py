@@ -30,9 +30,7 @@ class DeltapropGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            result = super().main(
-                args, prog_name or "deltaprop", complete_var, standalone_mode=False, **extra
-            )
+            result = super().main(args, "deltaprop", complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
         except click.UsageError as err:
             hint = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""

@@ -114,12 +114,16 @@ def _batch(network: Network, X: np.ndarray, Y, l2: float, eta: float) -> None:
     n, D = len(X), network.n_layers
     t = trace(network, X, Y)
     click.echo(f"\nThe batch of n = {n}, samples as rows (A^(h) = Z^(h−1) W^(h)ᵀ + b^(h)):")
-    for h in range(1, D):
+    _show("X = Z^(0)", X)
+    _show("Ỹ", Y)
+    for h in range(1, D + 1):
         _show(f"A^({h})", t.a[h - 1])
-        _show(f"Z^({h}) = σ(A^({h}))", t.z[h])
+        if h < D:
+            _show(f"Z^({h}) = {network.activations[h - 1].name}(A^({h}))", t.z[h])
     _show(f"F = {network.output.name}(A^({D}))", t.f)
     _show(f"Δ^({D}) = F − Ỹ", t.deltas[-1])
     for h in range(D, 1, -1):
+        _show(f"σ′(A^({h - 1}))", t.slopes[h - 2])
         _show(f"Δ^({h - 1}) = σ′(A^({h - 1})) ∘ (Δ^({h}) W^({h}))", t.deltas[h - 2])
     objective = Objective(network, l2=l2)
     J, g = objective.value_and_grad(X, Y)

@@ -101,9 +101,9 @@ def evaluate(model: str, data: str, target: str | None) -> None:
     MAE and R² (regressors), of MODEL on DATA."""
     frame = read_table(data)
     network, prep, _ = open_model(model, frame)
+    predicted, f = _outputs(network, prep, frame)
     prep.target = pick_column(frame, target or prep.target or None)
     truth = prep.encode_target(frame)
-    predicted, f = _outputs(network, prep, frame)
     console = common.console()
     console.print(f"{len(frame)} rows of {data}, target {prep.target!r}")
     if prep.task == "classification":

@@ -24,7 +24,8 @@ from . import common
 
 SOLVERS = ("gd", "momentum", "adam", "lbfgs")
 OPTIMIZERS = {"gd": GradientDescent, "momentum": Momentum, "adam": Adam}
-DEFAULT_RATES = {"gd": 0.5, "momentum": 0.1, "adam": 0.01}
+# default η per solver; full-batch gd on a regression target: 0.2 (0.5 diverges on `sine`)
+DEFAULT_RATES = {"gd": 0.5, "momentum": 0.1, "adam": 0.01, ("gd", "regression"): 0.2}
 SOLVER_NAMES = {
     "gd": "gradient descent",
     "momentum": "gradient descent with momentum",
@@ -89,12 +90,19 @@ class Session:
                 frame, target, task, train_rows, settings["features"], settings["impute"]
             )
         X, y = prep.transform(frame), prep.encode_target(frame)
+        if task == "regression":
+            y = y[:, None]  # one output column, as the identity output's targets
         outputs = len(prep.classes) if task == "classification" else 1
         sizes = [X.shape[1], *settings["hidden"], outputs]
         output = "softmax" if task == "classification" else "identity"
         network = Network(sizes, settings["activation"], output, dtype=settings["dtype"], seed=rng)
         session = cls(settings, frame, name, prep, X, y, train_rows, val_rows, network, rng)
         session.task_note = note
+        if settings["learning_rate"] is None and settings["solver"] != "lbfgs":
+            rates = DEFAULT_RATES
+            settings["learning_rate"] = rates.get(
+                (settings["solver"], task), rates[settings["solver"]]
+            )
         if settings["solver"] != "lbfgs":
             solver = OPTIMIZERS[settings["solver"]]
             session.optimizer = solver(settings["learning_rate"])
@@ -203,7 +211,7 @@ class Session:
                 row["accuracy"] = objective.last.accuracy
             else:
                 predicted = self.prep.decode(self.network.forward(X)[:, 0])
-                row.update(regression_metrics(self.prep.decode(y), predicted))
+                row.update(regression_metrics(self.prep.decode(y[:, 0]), predicted))
             table[part] = row
         return table
 
@@ -241,7 +249,7 @@ class Session:
             keep = ~np.isnan(raw).any(axis=1)
             view.X, view.feature_names = raw[keep], self.prep.features
             target = self.y[self.train_rows][keep]
-            view.y = target if self.classification else self.prep.decode(target)
+            view.y = target if self.classification else self.prep.decode(target[:, 0])
             view.predict = self._predict_raw
         save_figure(training_figure(view), path)
 

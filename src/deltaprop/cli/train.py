@@ -9,7 +9,7 @@ from click.core import ParameterSource
 from ..errors import ConfigError
 from ..training import TrainingInterrupted
 from . import common, report
-from .session import DEFAULT_RATES, SOLVERS, Session
+from .session import SOLVERS, Session
 
 # Settings that define a run; a resumed run must keep them (the data may be given again).
 RUN_KEYS = (
@@ -39,7 +39,7 @@ SMALL_WORK = 50_000_000  # rows × parameters per step below which one BLAS thre
 @click.option(
     "--learning-rate",
     type=click.FloatRange(min=0, min_open=True),
-    help="step size η > 0 (default: gd 0.5, momentum 0.1, adam 0.01)",
+    help="step size η > 0 (default: gd 0.5, or 0.2 for regression; momentum 0.1; adam 0.01)",
 )
 @click.option("--l2", type=click.FloatRange(min=0), default=0.0, show_default=True, help="λ ≥ 0")
 @click.option(
@@ -85,7 +85,6 @@ def train(ctx: click.Context, **options) -> int:
     cleanly: the best parameters so far are written and the exit status is 130.
     """
     options["features"] = options["features"].split(",") if options["features"] else None
-    options["learning_rate"] = options["learning_rate"] or DEFAULT_RATES.get(options["solver"])
     resumed = _resume_settings(ctx, options)
     options["data"] = options["data"] or DEFAULT_DATA
     options["epochs"] = options["epochs"] or DEFAULT_EPOCHS

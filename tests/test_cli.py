@@ -1,0 +1,215 @@
+"""The ``deltaprop`` command through click's runner: tables end to end, every bad input,
+info/datasets/gradcheck, and ``explain`` against the core objective."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import deltaprop as dp
+from deltaprop.cli import cli
+from deltaprop.serialization import load_with_metadata
+
+FAST = ["--epochs", "300", "--hidden", "16", "--no-plot", "--quiet"]
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def flowers(folder):
+    """A CSV with a text column and text class labels that depend on it."""
+    rng = np.random.default_rng(0)
+    n = 200
+    x1, x2 = rng.normal(50, 10, n), rng.normal(0, 1, n)
+    color = rng.choice(["red", "green", "blue"], n)
+    score = x2 + 1.5 * (color == "red") + (x1 - 50) / 10
+    species = np.where(score > 1, "setosa", np.where(score > -0.5, "versicolor", "virginica"))
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "color": color, "species": species})
+    frame.to_csv(folder / "flowers.csv", index=False)
+    return frame
+
+
+def test_table_with_text_column_and_labels_end_to_end(folder, flowers):
+    result = run("train", "flowers.csv", *FAST, "--out", "flowers.safetensors")
+    assert result.exit_code == 0, result.output
+    network, metadata = load_with_metadata(folder / "flowers.safetensors")
+    prep = metadata["preprocessing"]
+    assert prep["classes"] == ["setosa", "versicolor", "virginica"]
+    assert prep["categories"] == {"color": ["blue", "green", "red"]}
+    assert network.sizes == [5, 16, 3]  # x1, x2 and three one-hot inputs
+    assert metadata["training"]["metrics"]["training"]["accuracy"] > 0.9
+
+    # predict ignores the target column; class names come back
+    result = run("predict", "flowers.safetensors", "flowers.csv", "--proba", "--out", "p.csv")
+    assert result.exit_code == 0, result.output
+    predictions = pd.read_csv(folder / "p.csv")
+    assert list(predictions.columns) == [
+        "prediction", "p(setosa)", "p(versicolor)", "p(virginica)"
+    ]  # fmt: skip
+    assert (predictions["prediction"] == flowers["species"]).mean() > 0.9
+    np.testing.assert_allclose(predictions.iloc[:, 1:].sum(axis=1), 1, rtol=1e-5)
+
+    # without the target column, to standard output
+    flowers.drop(columns="species").to_csv(folder / "new.csv", index=False)
+    result = run("predict", "flowers.safetensors", "new.csv")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[1:] == predictions["prediction"].tolist()
+
+    result = run("evaluate", "flowers.safetensors", "flowers.csv")
+    assert result.exit_code == 0, result.output
+    accuracy = float(re.search(r"accuracy: ([\d.]+)%", result.stdout).group(1)) / 100
+    assert accuracy == pytest.approx((predictions["prediction"] == flowers["species"]).mean())
+    assert "confusion matrix" in result.stdout and "virginica" in result.stdout
+
+    result = run("info", "flowers.safetensors")
+    assert result.exit_code == 0
+    assert "5-16-3" in result.stdout and "setosa, versicolor, virginica" in result.stdout
+
+
+def test_task_auto_says_what_it_chose_and_regression_reports_r2(folder, flowers):
+    frame = flowers.assign(price=1000 * flowers["x2"] + 5000 + 300 * (flowers["color"] == "red"))
+    frame.drop(columns="species").to_csv(folder / "prices.csv", index=False)
+    result = run("train", "prices.csv", "--epochs", "300", "--hidden", "16", "--no-plot")
+    assert result.exit_code == 0, result.output
+    assert "task: regression" in result.stderr and "--task classification" in result.stderr
+    result = run("evaluate", "model.safetensors", "prices.csv")
+    assert result.exit_code == 0
+    r2 = float(re.search(r"R²\s*│\s*([-\d.]+)", result.stdout).group(1))
+    assert r2 > 0.95  # in the target's own units (predictions are de-standardised)
+
+
+def test_impute_fills_missing_values(folder, flowers):
+    flowers.loc[[3, 10], "x1"] = np.nan
+    flowers.loc[5, "color"] = np.nan
+    flowers.to_csv(folder / "holes.csv", index=False)
+    assert run("train", "holes.csv", *FAST).exit_code == 2
+    result = run("train", "holes.csv", *FAST, "--impute", "median")
+    assert result.exit_code == 0, result.output
+    fill = load_with_metadata(folder / "model.safetensors")[1]["preprocessing"]["fill"]
+    assert set(fill) == {"x1", "x2", "color"}
+    assert fill["x1"] == pytest.approx(np.nanmedian(flowers["x1"]), rel=0.05)  # training rows
+    assert run("predict", "model.safetensors", "holes.csv").exit_code == 0
+
+
+def bad_inputs(folder):
+    (folder / "nonnum.csv").write_text("a,b,y\n1,2,x\n3,oops,y\n4,5,x\n6,7,y\n")
+    (folder / "missing.csv").write_text("a,b,y\n1,2,x\n3,,y\n4,5,x\n6,7,y\n")
+    (folder / "empty.csv").write_text("")
+    (folder / "other.csv").write_text("p,q\n1,2\n")
+    (folder / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    model = dp.Network([2, 3, 2], seed=0)
+    dp.save(model, folder / "model.safetensors", preprocessing={
+        "features": ["x1", "x2"], "target": "y", "task": "classification",
+        "mean": [0, 0], "scale": [1, 1], "classes": ["a", "b"],
+    })  # fmt: skip
+
+
+BAD = [
+    (["train", "nope.csv"], "nope.csv: no such file"),
+    (["train", "spirl"], "did you mean 'spiral'"),
+    (["train", "nonnum.csv", "--target", "yy"], "no target column 'yy'; did you mean 'y'"),
+    (["train", "nonnum.csv"], "column 'b', row 2 (line 3): 'oops' is not a number"),
+    (["train", "missing.csv"], "column 'b', row 2 (line 3) is missing"),
+    (["train", "empty.csv"], "the file is empty"),
+    (["train", "--activation", "swish"], "'swish' is not one of"),
+    (["train", "--solver", "sgd"], "'sgd' is not one of"),
+    (["train", "--learning-rate", "0"], "--learning-rate"),
+    (["train", "--learning-rate", "-0.5"], "--learning-rate"),
+    (["train", "--hidden", "64,0"], "every width must be a positive integer"),
+    (["train", "--validation", "1.5"], "--validation"),
+    (["train", "--out", "nowhere/m.safetensors"], "the folder nowhere does not exist"),
+    (["predict", "model.safetensors", "other.csv"], "lacks the feature column(s) 'x1', 'x2'"),
+    (["evaluate", "model.safetensors", "other.csv"], "lacks the feature column(s) 'x1', 'x2'"),
+    (["predict", "broken.safetensors", "other.csv"], "broken.safetensors"),
+    (["evaluate", "broken.safetensors", "other.csv"], "not a deltaprop model file"),
+    (["info", "broken.safetensors"], "not a deltaprop model file"),
+    (["predict", "none.safetensors", "other.csv"], "no such model file"),
+    (["train", "--resume", "model.safetensors"], "not a training checkpoint"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(folder, args, message):
+    bad_inputs(folder)
+    before = sorted(p.name for p in folder.iterdir())
+    result = run(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_resume_refuses_contradicting_settings(folder):
+    args = ["train", "moons", "--hidden", "4", "--epochs", "5", "--no-plot", "-q"]
+    assert run(*args, "--checkpoint", "run.ckpt").exit_code == 0
+    result = run("train", "moons", "--hidden", "8", "--epochs", "9", "--resume", "run.ckpt")
+    assert result.exit_code == 2
+    assert "--hidden [8] differs from the checkpoint's [4]" in result.stderr
+    result = run("train", "--resume", "run.ckpt", "--epochs", "5")
+    assert result.exit_code == 2 and "already at epoch 5" in result.stderr
+
+
+def test_datasets_gradcheck_and_activation_plot(folder):
+    result = run("datasets")
+    assert result.exit_code == 0
+    assert all(name in result.stdout for name in dp.datasets.names())
+    result = run("gradcheck", "--hidden", "4,3", "--activation", "sigmoid", "--task", "regression")
+    assert result.exit_code == 0 and "passed" in result.stdout
+    assert len(re.findall(r"^\s+\d\s+\S+e-\d+\s+\S+e-\d+$", result.stdout, re.M)) == 3
+    assert run("plot", "activations", "--out", "act.png").exit_code == 0
+    assert (folder / "act.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def blocks(text: str) -> dict[str, np.ndarray]:
+    """Every printed array, by its label (the text before the [shape] on its line)."""
+    found, lines = {}, text.splitlines()
+    for i, line in enumerate(lines):
+        match = re.match(r"^  (\S.*?)   \[\d+ × \d+\]$", line)
+        if match:
+            rows = []
+            for row in lines[i + 1 :]:
+                if not row.startswith("      "):
+                    break
+                rows.append([float(v) for v in re.findall(r"-?\d+\.\d+", row)])
+            found.setdefault(match.group(1), np.array(rows).squeeze())
+    return found
+
+
+def test_explain_prints_the_core_objectives_gradient_and_update(folder):
+    result = run("explain", "--hidden", "3,2", "--l2", "0.01", "--learning-rate", "0.3")
+    assert result.exit_code == 0, result.output
+    arrays = blocks(result.stdout)
+    # rebuild the printed network and batch, and ask the core objective
+    net = dp.Network([2, 3, 2, 2], activation="sigmoid", dtype="float64")
+    for h in range(3):
+        net.weights[h][...] = arrays[f"W^({h + 1})"]
+        net.biases[h][...] = arrays[f"b^({h + 1})"]
+    X, Y = arrays["X = Z^(0)"], arrays["Ỹ"]
+    J, g = dp.Objective(net, l2=0.01).value_and_grad(X, Y)
+    grad_w, grad_b = net.split(g)
+    for h in range(1, 4):
+        printed = arrays[f"∇_W^({h}) J = (1/n) Δ^({h})ᵀ Z^({h - 1}) + λ W^({h})"]
+        np.testing.assert_allclose(printed, grad_w[h - 1], atol=2e-6)
+        np.testing.assert_allclose(
+            arrays[f"∇_b^({h}) J = (1/n) Σ_i Δ^({h})_i"], grad_b[h - 1], atol=2e-6
+        )
+        updated = arrays[f"W^({h}) ← W^({h}) − η ∇_W^({h}) J"]
+        np.testing.assert_allclose(updated, net.weights[h - 1] - 0.3 * grad_w[h - 1], atol=2e-6)
+    assert f"= {J:.6f}   (λ = 0.01)" in result.stdout
+    # the single sample's gradient is the outer product δ^(h) z^(h−1)ᵀ of the printed vectors
+    outer = np.outer(arrays["δ^(3) = f − Ỹ"], arrays["z^(2) = sigmoid(a^(2))"])
+    np.testing.assert_allclose(arrays["∇_W^(3) ℓ = δ^(3) z^(2)ᵀ"], outer, atol=2e-6)
+    delta2 = arrays["σ′(a^(2))"] * (net.weights[2].T @ arrays["δ^(3) = f − Ỹ"])
+    np.testing.assert_allclose(arrays["δ^(2) = σ′(a^(2)) ∘ (W^(3))ᵀ δ^(3)"], delta2, atol=2e-6)

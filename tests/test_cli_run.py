@@ -1,0 +1,103 @@
+"""``deltaprop train`` as a user runs it: the default run and Ctrl-C as real subprocesses,
+and checkpoint/resume giving bit-identical parameters."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib.metadata import entry_points
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import deltaprop as dp
+from deltaprop import datasets
+from deltaprop.checkpoint import load_checkpoint
+from deltaprop.cli import cli
+from deltaprop.serialization import load_with_metadata
+from deltaprop.tabular import Preprocessing, dataset_frame
+
+
+def deltaprop(*args, cwd, **kwargs):
+    """``python -m deltaprop ARGS`` in ``cwd`` (one BLAS thread, as a busy CI box would want)."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "deltaprop", *map(str, args)]
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        **kwargs,
+    )  # fmt: skip
+
+
+def test_the_script_entry_point_is_declared():
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "deltaprop"]
+    assert script.value == "deltaprop.cli:main"
+
+
+def test_default_run_trains_the_spiral_and_writes_model_and_plot(tmp_path):
+    process = deltaprop("train", cwd=tmp_path)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    assert "wrote model to model.safetensors, plot to curves.png" in err
+    assert "accuracy" in out  # the final metrics table
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    network, metadata = load_with_metadata(tmp_path / "model.safetensors")
+    assert network.sizes == [2, 64, 64, 3]
+    assert metadata["training"]["settings"]["solver"] == "gd"
+    # the model file alone, applied to the whole spiral (training and validation rows)
+    spiral = dataset_frame(datasets.load("spiral"))
+    prep = Preprocessing.from_dict(metadata["preprocessing"])
+    accuracy = np.mean(network.predict(prep.transform(spiral)) == prep.encode_target(spiral))
+    assert accuracy > 0.95
+
+
+def test_ctrl_c_writes_the_best_parameters_and_exits_130(tmp_path):
+    process = deltaprop(
+        "train", "spiral", "--epochs", 10**6, "--checkpoint", "run.ckpt",
+        "--checkpoint-every", 50, "--no-plot", cwd=tmp_path,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run.ckpt").exists():  # training has started
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted at epoch" in err and "wrote model to model.safetensors" in err
+    network = dp.load(tmp_path / "model.safetensors")
+    checkpoint = load_checkpoint(tmp_path / "run.ckpt")
+    assert checkpoint.epoch >= 50
+    np.testing.assert_array_equal(checkpoint.params, network.params)  # both the best θ
+    history = checkpoint.history()
+    assert "interrupted" in history.stop_reason
+    best = int(np.argmin(history["val_loss"]))
+    assert history["val_loss"][best] <= history["val_loss"][-1]
+
+
+def train(*args):
+    result = CliRunner().invoke(cli, ["train", *map(str, args), "--no-plot", "--quiet"])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.mark.parametrize(
+    "solver", [["--solver", "gd"], ["--solver", "adam", "--batch-size", "32"]], ids=["gd", "adam"]
+)
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, monkeypatch, solver):
+    monkeypatch.chdir(tmp_path)
+    common = ["moons", "--hidden", "8,8", "--seed", "3", *solver]
+    train(*common, "--epochs", 60, "--checkpoint", "full.ckpt", "--out", "full.safetensors")
+    train(*common, "--epochs", 30, "--checkpoint", "half.ckpt", "--checkpoint-every", 7)
+    assert load_checkpoint("half.ckpt").epoch == 30
+    train("--resume", "half.ckpt", "--epochs", 60, "--out", "resumed.safetensors")
+    full, resumed = dp.load("full.safetensors"), dp.load("resumed.safetensors")
+    assert full.params.tobytes() == resumed.params.tobytes()
+    a, b = load_checkpoint("full.ckpt"), load_checkpoint("half.ckpt")  # resumed into half.ckpt
+    assert b.epoch == 60
+    assert a.rng_state == b.rng_state
+    for name, array in a.optimizer_state["arrays"].items():
+        assert array.tobytes() == b.optimizer_state["arrays"][name].tobytes()
+    strip = [{k: v for k, v in r.items() if k != "time"} for r in a.history().records]
+    assert strip == [{k: v for k, v in r.items() if k != "time"} for r in b.history().records]
