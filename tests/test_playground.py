@@ -280,7 +280,7 @@ def test_export_gives_the_model_file_and_the_train_command(client, tmp_path):
 
 
 # -- uploads -----------------------------------------------------------------------------
-def test_uploaded_csv_trains_and_exports_its_standardisation(client):
+def test_uploaded_csv_trains_and_its_model_predicts_with_the_cli(client, tmp_path):
     response = upload(client)
     assert response.status_code == 200
     table = response.json()
@@ -302,6 +302,15 @@ def test_uploaded_csv_trains_and_exports_its_standardisation(client):
         assert (
             "deltaprop train pets.csv --target species --task classification" in export["command"]
         )
+    model, data = tmp_path / "pets.safetensors", tmp_path / "pets.csv"
+    model.write_bytes(base64.b64decode(export["model"]))
+    data.write_bytes(GOOD_CSV)
+    pytest.importorskip("click")
+    from deltaprop.cli import main
+
+    assert main(["predict", str(model), str(data), "--out", str(tmp_path / "p.csv")]) == 0
+    predictions = (tmp_path / "p.csv").read_text().split()
+    assert len(predictions) == 41 and set(predictions[1:]) <= {"cat", "dog"}
 
 
 def test_upload_with_missing_values_is_refused_on_use(client):
@@ -310,13 +319,15 @@ def test_upload_with_missing_values_is_refused_on_use(client):
     with opened(client) as (socket_, _):
         settings = {"dataset": "upload", "upload": token, "target": "species"}
         (reply,) = ask(socket_, {"type": "configure", "settings": settings}, "error")
-        assert "missing value in column 'length'" in reply["message"]
+        assert "pets.csv: column 'length', row 3" in reply["message"]
+    assert "is missing" in reply["message"]
 
 
 @pytest.mark.parametrize(
     "body, name, kind, status, words",
     [
-        (b"just one line", "a.csv", "text/csv", 400, "at least 10 rows"),
+        (b"just one line", "a.csv", "text/csv", 400, "no data rows"),
+        (b"a,b\n" + b"1,2\n" * 5, "a.csv", "text/csv", 400, "at least 10 rows"),
         (
             b"a,b\n" + b"1,2\n" * 5 + b"1,2,3,4,5\n" * 6,
             "a.csv",
@@ -324,7 +335,7 @@ def test_upload_with_missing_values_is_refused_on_use(client):
             400,
             "could not be read",
         ),
-        (b"a;b\n" + b"x;y\n" * 20, "a.csv", "text/csv", 400, "no numeric column"),
+        (b"a,b\n" + b"x,y\n" * 20, "a.csv", "text/csv", 400, "no numeric column"),
         (b"\x89PNG\r\n\x1a\n\x00\x00" * 10, "a.csv", "text/csv", 400, "not a text file"),
         (b"a,b\n\xff\xfe,1\n" * 12, "a.csv", "text/csv", 400, "not UTF-8"),
         (GOOD_CSV, "a.png", "image/png", 415, "not a CSV"),

@@ -97,7 +97,7 @@ def create_app(hosts: list[str] | None = None, max_upload: int = MAX_UPLOAD) -> 
             if len(body) > max_upload:
                 return _refuse(413, _too_big(name, max_upload))
         try:
-            table = await asyncio.to_thread(parse_csv, bytes(body), name)
+            table = await asyncio.to_thread(parse_csv, bytes(body), name, folder())
         except DataError as err:
             return _refuse(400, str(err))
         token = secrets.token_urlsafe(16)

@@ -1,18 +1,21 @@
 """What a session trains on: a built-in dataset or an uploaded CSV, split into train and test.
 
-Uploads are parsed in memory by pandas as data only (no file is written, no path is opened);
-their numeric input columns are standardised with the training rows' mean and spread, as
-``deltaprop train`` does, and the statistics travel with the exported model file.
+Uploads are read by ``deltaprop.tabular`` (pandas) as data only, from a fixed file name in
+the server's private temp folder that is deleted at once; the client's file name is never a
+path. Their preprocessing is ``deltaprop train``'s own ``tabular.Preprocessing`` (numeric
+inputs standardised, text inputs one-hot, regression targets standardised, fitted on the
+training rows), so an exported model works with ``deltaprop predict``.
 """
 
 from __future__ import annotations
 
-import io
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from .. import datasets
+from .. import datasets, tabular
 from ..errors import DataError
 from .settings import Settings
 
@@ -37,30 +40,33 @@ class Table:
         return {"token": token, "name": self.name, "rows": len(self.frame), "columns": columns}
 
 
-def parse_csv(body: bytes, name: str) -> Table:
-    """A ``Table`` from CSV bytes, or ``DataError`` naming what is wrong with the file."""
+def parse_csv(body: bytes, name: str, folder: Path) -> Table:
+    """A ``Table`` from the uploaded bytes, or ``DataError`` naming what is wrong with them.
+
+    ``name`` (the client's file name) only labels messages; the bytes are written under a
+    fixed name inside a fresh private folder in ``folder`` and removed after reading.
+    """
     import pandas as pd
 
     if b"\x00" in body[:4096]:
         raise DataError(f"{name} is not a text file; upload a CSV file (comma-separated text)")
-    try:
-        frame = pd.read_csv(io.BytesIO(body), sep=None, engine="python", encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{name} is not UTF-8 text; save it as a UTF-8 CSV file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, TypeError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "no data"
-        raise DataError(f"{name} could not be read as CSV: {first}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
+    suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in (".tsv", ".txt") else ".csv"
+    with tempfile.TemporaryDirectory(dir=folder) as private:
+        path = Path(private) / f"upload{suffix}"
+        path.write_bytes(body)
+        try:
+            frame = tabular.read_table(path)
+        except DataError as err:
+            raise DataError(str(err).replace(str(path), name)) from None
+    frame.attrs["source"] = name
     if len(frame.columns) < 2 or len(frame) < MIN_ROWS:
         raise DataError(
             f"{name} has {len(frame)} rows and {len(frame.columns)} columns; the playground "
             f"needs a header row, at least {MIN_ROWS} rows and 2 columns (features and a target)"
         )
-    if len(set(frame.columns)) != len(frame.columns):
-        raise DataError(f"{name} has repeated column names; give every column its own name")
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
     if not numeric:
-        raise DataError(f"{name} has no numeric column to use as an input feature")
+        raise DataError(f"{name} has no numeric column to plot; upload a table of numbers")
     return Table(name, frame, numeric)
 
 
@@ -140,64 +146,20 @@ def _test_mask(n: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def _table_problem(settings: Settings, table: Table, rng: np.random.Generator) -> Problem:
-    frame, name = table.frame, table.name
-    columns = list(frame.columns)
-    target = settings.target or columns[-1]
-    if target not in columns:
-        raise DataError(f"{name} has no column {target!r}; choose one of: {', '.join(columns)}")
-    features = settings.features or [c for c in table.numeric if c != target]
-    for column in features:
-        if column not in columns:
-            raise DataError(f"{name} has no column {column!r}")
-        if column not in table.numeric:
-            raise DataError(f"column {column!r} is not numeric; only numeric columns can be inputs")
-    if not features or target in features:
-        raise DataError("choose at least one input column other than the target")
-    rows = frame[[*features, target]]
-    if rows.isna().to_numpy().any():
-        row, col = np.argwhere(rows.isna().to_numpy())[0]
+    """Inputs and targets through ``tabular.Preprocessing`` fitted on the training rows."""
+    frame = table.frame
+    target = tabular.pick_column(frame, settings.target or None)
+    task = settings.task if settings.task != "auto" else tabular.infer_task(frame, target)[0]
+    features = settings.features or None  # default: every other column, as the CLI
+    test = _test_mask(len(frame), settings.test_fraction, rng)
+    prep = tabular.Preprocessing.fit(frame, target, task, np.flatnonzero(~test), features)
+    if task == "classification" and len(prep.classes) > MAX_CLASSES:
         raise DataError(
-            f"{name} has a missing value in column {rows.columns[col]!r} (data row {row + 1}); "
-            "fill or drop the incomplete rows"
+            f"target {target!r} has {len(prep.classes)} classes; the playground shows at most "
+            f"{MAX_CLASSES} (set the task to regression for a numeric target)"
         )
-    X = rows[features].to_numpy(dtype=np.float64)
-    task = settings.task if settings.task != "auto" else _infer_task(rows[target])
-    if task == "classification":
-        class_names, y = np.unique(rows[target].astype(str).to_numpy(), return_inverse=True)
-        if not 2 <= len(class_names) <= MAX_CLASSES:
-            raise DataError(
-                f"target {target!r} has {len(class_names)} classes; classification needs 2 to "
-                f"{MAX_CLASSES} (set the task to regression for a numeric target)"
-            )
-        class_names = [str(c) for c in class_names]
-    else:
-        if target not in table.numeric:
-            raise DataError(f"target {target!r} is not numeric; set the task to classification")
-        y, class_names = rows[target].to_numpy(dtype=np.float64), []
-    test = _test_mask(len(X), settings.test_fraction, rng)
-    mean = X[~test].mean(axis=0)
-    scale = X[~test].std(axis=0)
-    scale[scale == 0] = 1.0
-    X = (X - mean) / scale
-    view = [features.index(c) for c in settings.view if c in features][:2] or list(
-        range(min(2, len(features)))
-    )
-    preprocessing = {
-        "features": features,
-        "target": target,
-        "mean": mean.tolist(),
-        "scale": scale.tolist(),
-        "classes": class_names,
-    }
-    return Problem(task, X, y, test, features, class_names, view, preprocessing, name)
-
-
-def _infer_task(column) -> str:
-    """Classification for text, booleans and integers with few distinct values."""
-    import pandas as pd
-
-    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-        return "classification"
-    values = column.to_numpy()
-    whole = np.array_equal(values, np.round(values))
-    return "classification" if whole and column.nunique() <= 20 else "regression"
+    X, y = prep.transform(frame), prep.encode_target(frame)
+    inputs = prep.inputs
+    view = [inputs.index(c) for c in settings.view if c in prep.numeric][:2]
+    view = view or [inputs.index(c) for c in prep.numeric[:2]] or [0]
+    return Problem(task, X, y, test, inputs, prep.classes, view, prep.to_dict(), table.name)

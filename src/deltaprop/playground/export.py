@@ -6,6 +6,7 @@ import shlex
 import tempfile
 from pathlib import Path
 
+from .. import datasets
 from ..serialization import save
 from .data import Problem
 from .settings import Settings
@@ -27,6 +28,8 @@ def train_command(settings: Settings, problem: Problem, epochs: int) -> str:
     args = ["deltaprop", "train", data]
     if settings.dataset == "upload":
         args += ["--target", problem.preprocessing["target"], "--task", problem.task]
+        if settings.features:
+            args += ["--features", ",".join(settings.features)]
     args += [
         "--hidden", ",".join(map(str, settings.hidden)) or "0",
         "--activation", settings.activation,
@@ -38,4 +41,8 @@ def train_command(settings: Settings, problem: Problem, epochs: int) -> str:
         "--validation", f"{settings.test_fraction:g}",
         "--seed", str(settings.seed),
     ]  # fmt: skip
-    return shlex.join(args)
+    command = shlex.join(args)
+    _, _, n, noise, _ = datasets.DATASETS.get(settings.dataset, (0, 0, None, None, 0))
+    if n is not None and (settings.n, settings.noise) != (n, noise):
+        command += f"  # the command uses {settings.dataset}'s {n} points and noise {noise:g}"
+    return command
