@@ -12,7 +12,7 @@ import sys
 import click
 
 from ..errors import DeltapropError, DivergenceError
-from . import explain, inspect, model, train
+from . import explain, inspect, model, playground, train
 
 USAGE_ERROR, FAILURE, INTERRUPTED = 2, 1, 130
 
@@ -71,6 +71,7 @@ COMMANDS = [
     inspect.gradcheck,
     inspect.datasets,
     inspect.plot,
+    playground.playground,
 ]
 for _command in COMMANDS:
     cli.add_command(_command)

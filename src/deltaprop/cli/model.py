@@ -138,13 +138,28 @@ def info(model: str, as_json: bool) -> None:
         )
         if prep.get("classes"):
             console.print(f"classes: {', '.join(prep['classes'])}")
+    if metadata.get("feature_names_in"):
+        console.print(f"inputs: {', '.join(map(str, metadata['feature_names_in']))}")
+    _training_summary(metadata, console)
+
+
+def _training_summary(metadata: dict, console) -> None:
+    """What ``deltaprop train`` stored, or an estimator's parameters and final loss."""
     training = metadata.get("training")
-    if isinstance(training, dict):
+    if not isinstance(training, dict):
+        return
+    if training.get("command") == "deltaprop train":
         s = training.get("settings", {})
         ending = training.get("stop_reason") or "completed"
+        rate = f"η = {s['learning_rate']}, " if s.get("learning_rate") is not None else ""
         console.print(
-            f"trained on {s.get('data')} with {s.get('solver')} for {training.get('epochs_run')} "
-            f"epochs ({training.get('seconds', 0):.1f} s); {ending}"
+            f"trained on {s.get('data')} with {s.get('solver')} ({rate}λ = {s.get('l2')}) for "
+            f"{training.get('epochs_run')} epochs "
+            f"({training.get('seconds', 0):.1f} s); {ending}"
         )
         if isinstance(training.get("metrics"), dict):
             report.metrics_table(training["metrics"], console)
+    elif isinstance(metadata.get("params"), dict):
+        params = ", ".join(f"{k}={v!r}" for k, v in metadata["params"].items())
+        console.print(f"estimator parameters: {params}")
+        console.print(f"iterations: {training.get('n_iter')}, final loss: {training.get('loss')}")

@@ -125,6 +125,8 @@ def train(ctx: click.Context, **options) -> int:
             f"kept; wrote {', '.join(written)}"
         )
         return 130
+    if session.history.stop_reason:
+        common.note(f"stopped: {session.history.stop_reason}", quiet)
     common.note(f"wrote {', '.join(written)}", quiet)
     return 0
 
