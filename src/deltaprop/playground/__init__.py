@@ -57,7 +57,11 @@ def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True) 
     print(f"deltaprop playground: {url}  (Ctrl-C to stop)", flush=True)
     if open_browser:
         threading.Thread(target=_open_when_ready, args=(server, url), daemon=True).start()
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C is how the server is meant to stop
+        pass
+    print("deltaprop playground: stopped", flush=True)
 
 
 def _open_when_ready(server, url: str, timeout: float = 10.0) -> None:
