@@ -101,3 +101,47 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, monkeypatch, 
         assert array.tobytes() == b.optimizer_state["arrays"][name].tobytes()
     strip = [{k: v for k, v in r.items() if k != "time"} for r in a.history().records]
     assert strip == [{k: v for k, v in r.items() if k != "time"} for r in b.history().records]
+
+
+def test_progress_bar_shows_epochs_loss_validation_and_eta():
+    import io
+
+    from rich.console import Console
+
+    from deltaprop.progress import ProgressBar
+
+    screen = io.StringIO()
+    bar = ProgressBar(Console(file=screen, force_terminal=True, width=150))
+    X, y = datasets.load("moons", n=40).X, datasets.load("moons", n=40).y
+    net = dp.Network([2, 4, 2], seed=0)
+    history = dp.fit(net, X[:30], y[:30], epochs=7, validation=(X[30:], y[30:]), callbacks=[bar])
+    text = screen.getvalue()
+    last = history.records[-1]
+    assert "7/7" in text and "ETA" in text
+    assert f"loss {last['loss']:.3g}" in text and f"val {last['val_loss']:.3g}" in text
+    assert f"{last['val_accuracy']:.1%}" in text
+
+
+def test_other_solvers_features_and_no_hidden_layer(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train("xor", "--solver", "lbfgs", "--epochs", 50, "--out", "lbfgs.safetensors")
+    assert "L-BFGS-B" in load_with_metadata("lbfgs.safetensors")[1]["training"]["stop_reason"]
+    train("plane", "--hidden", "0", "--features", "x2", "--solver", "momentum", "--epochs", 50)
+    network, metadata = load_with_metadata("model.safetensors")
+    assert network.sizes == [1, 1] and metadata["preprocessing"]["features"] == ["x2"]
+
+
+def test_divergence_exits_1_and_writes_no_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["train", "sine", "--learning-rate", "1e4", "--no-plot"])
+    assert result.exit_code == 1
+    assert "diverged" in result.stderr and "smaller learning rate" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_with_other_data_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    train("moons", "--hidden", "4", "--epochs", 5, "--checkpoint", "run.ckpt")
+    result = CliRunner().invoke(cli, ["train", "circles", "--resume", "run.ckpt", "--epochs", "9"])
+    assert result.exit_code == 2
+    assert "not the data the checkpoint was trained on" in result.stderr

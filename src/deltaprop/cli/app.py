@@ -46,7 +46,7 @@ class DeltapropGroup(click.Group):
             error(str(err))
             code = USAGE_ERROR
         except (click.Abort, KeyboardInterrupt):
-            error("interrupted; nothing was written")
+            error("interrupted (Ctrl-C)")
             code = INTERRUPTED
         if standalone_mode:
             sys.exit(code)
