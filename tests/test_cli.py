@@ -64,6 +64,10 @@ def test_table_with_text_column_and_labels_end_to_end(folder, flowers):
     result = run("predict", "flowers.safetensors", "new.csv")
     assert result.exit_code == 0
     assert result.stdout.splitlines()[1:] == predictions["prediction"].tolist()
+    flowers.assign(color="purple").to_csv(folder / "odd.csv", index=False)
+    result = run("predict", "flowers.safetensors", "odd.csv")
+    assert result.exit_code == 0
+    assert "column 'color' has values unseen in training ('purple')" in result.stderr
 
     result = run("evaluate", "flowers.safetensors", "flowers.csv")
     assert result.exit_code == 0, result.output
@@ -128,6 +132,7 @@ BAD = [
     (["train", "--hidden", "64,0"], "every width must be a positive integer"),
     (["train", "--validation", "1.5"], "--validation"),
     (["train", "--out", "nowhere/m.safetensors"], "the folder nowhere does not exist"),
+    (["train", "--checkpoint-every", "5"], "--checkpoint-every needs --checkpoint"),
     (["predict", "model.safetensors", "other.csv"], "lacks the feature column(s) 'x1', 'x2'"),
     (["evaluate", "model.safetensors", "other.csv"], "lacks the feature column(s) 'x1', 'x2'"),
     (["predict", "broken.safetensors", "other.csv"], "broken.safetensors"),

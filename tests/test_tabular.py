@@ -37,6 +37,8 @@ def test_standardised_with_training_rows_only_and_one_hot_text(frame):
         prep.encode_target(frame)
     unseen = pd.DataFrame({"size": [2.5], "color": ["purple"]})
     np.testing.assert_array_equal(prep.transform(unseen), [[0, 0, 0, 0]])
+    assert prep.unseen == {"color": ["purple"]}
+    assert "unseen" not in prep.to_dict()
     assert list(prep.decode(np.array([1, 0]))) == ["b", "a"]
 
 

@@ -175,6 +175,7 @@ class Preprocessing:
     target_scale: float = 1.0
     impute: str | None = None
     fill: dict[str, float | str] = field(default_factory=dict)
+    unseen: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     @property
     def numeric(self) -> list[str]:
@@ -267,7 +268,8 @@ class Preprocessing:
         return values
 
     def transform(self, frame) -> np.ndarray:
-        """The network's inputs X (n × len(inputs)) for the rows of ``frame``."""
+        """The network's inputs X (n × len(inputs)) for the rows of ``frame``. Text values
+        not seen in training get all-zero one-hot inputs and are listed in ``unseen``."""
         missing = [c for c in self.features if c not in frame.columns]
         if missing:
             source = frame.attrs.get("source", "the data")
@@ -275,7 +277,7 @@ class Preprocessing:
                 f"{source} lacks the feature column(s) {', '.join(map(repr, missing))} the "
                 "model was trained on; add them (the target and other extra columns are ignored)"
             )
-        parts = []
+        parts, self.unseen = [], {}
         for j, column in enumerate(self.numeric):
             values = self._filled(frame, column, _numeric_column(frame, column, refuse_text=True))
             parts.append(((values - self.mean[j]) / self.scale[j])[:, None])
@@ -283,7 +285,11 @@ class Preprocessing:
             text = frame[column].astype(object).where(frame[column].notna(), None)
             values = self._filled(frame, column, text.to_numpy())
             codes = np.array([str(v) for v in values], dtype=object)
-            parts.append((codes[:, None] == np.array(categories, dtype=object)).astype(float))
+            one_hot = codes[:, None] == np.array(categories, dtype=object)
+            unseen = sorted(set(codes[~one_hot.any(axis=1)]))
+            if unseen:
+                self.unseen[column] = unseen
+            parts.append(one_hot.astype(float))
         return np.hstack(parts) if parts else np.empty((len(frame), 0))
 
     def _filled(self, frame, column: str, values: np.ndarray) -> np.ndarray:
@@ -323,7 +329,7 @@ class Preprocessing:
         return outputs * self.target_scale + self.target_mean
 
     def to_dict(self) -> dict:
-        data = {k: v for k, v in self.__dict__.items()}
+        data = {k: v for k, v in self.__dict__.items() if k != "unseen"}
         data["inputs"] = self.inputs
         return data
 
@@ -331,7 +337,7 @@ class Preprocessing:
     def from_dict(cls, data: dict) -> Preprocessing:
         """From a model file's metadata; files from the playground (numeric inputs, no task)
         are read too."""
-        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "unseen"}
         known.setdefault("task", "classification" if data.get("classes") else "regression")
         prep = cls(**known)
         if len(prep.mean) != len(prep.numeric) or len(prep.scale) != len(prep.numeric):

@@ -23,6 +23,7 @@ from ..tabular import Preprocessing, infer_task, pick_column
 from . import common
 
 WIDTH = 110
+LOSSES = {"softmax": "−Σ_k Ỹ_k log f_k = ", "identity": "½ Σ_k (f_k − Ỹ_k)² = "}
 
 
 def _fmt(array: np.ndarray, indent: int = 6) -> str:
@@ -95,7 +96,7 @@ def _one_sample(network: Network, x: np.ndarray, target: np.ndarray, Y1) -> None
             name = network.activations[h - 1].name
             _show(f"z^({h}) = {name}(a^({h}))", t.z[h][0], f"{t.z[h].shape[1]} × 1")
     _show(f"f = {network.output.name}(a^({D}))", t.f[0], f"{t.f.shape[1]} × 1")
-    click.echo(f"  ℓ = {t.loss_sum:.6f}")
+    click.echo(f"  ℓ = {LOSSES.get(network.output.name, '')}{t.loss_sum:.6f}")
     _show(f"δ^({D}) = f − Ỹ", t.deltas[-1][0], f"{t.deltas[-1].shape[1]} × 1")
     for h in range(D, 1, -1):
         _show(f"σ′(a^({h - 1}))", t.slopes[h - 2][0], f"{t.slopes[h - 2].shape[1]} × 1")

@@ -55,6 +55,12 @@ def open_model(path: str, frame) -> tuple[Network, Preprocessing, dict]:
 def _outputs(network: Network, prep: Preprocessing, frame) -> tuple[np.ndarray, np.ndarray]:
     """(predictions in the target's terms, f) for the rows of ``frame``."""
     f = network.forward(prep.transform(frame))
+    for column, values in prep.unseen.items():
+        shown = ", ".join(map(repr, values[:5])) + (", …" if len(values) > 5 else "")
+        common.warn(
+            f"note: column {column!r} has values unseen in training ({shown}); "
+            "they get no one-hot input"
+        )
     if prep.task == "classification":
         if network.output.name != "softmax":
             raise ModelFileError("multi-label models cannot be used from the command line yet")

@@ -47,6 +47,9 @@ class TrainedModel:
 
 @dataclass
 class Session:
+    """The run's settings, the table and its preprocessing, X and y for every row with the
+    training/validation split, and the network, optimizer, generator and history."""
+
     settings: dict
     frame: object
     name: str

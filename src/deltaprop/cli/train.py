@@ -94,6 +94,11 @@ def train(ctx: click.Context, **options) -> int:
         if options["no_plot"]
         else common.check_output(options["plot"], "--plot", common.PLOT_FORMATS)
     )
+    every_given = ctx.get_parameter_source("checkpoint_every") == ParameterSource.COMMANDLINE
+    if every_given and not (options["checkpoint"] or options["resume"]):
+        raise ConfigError("--checkpoint-every needs --checkpoint PATH (where to write the state)")
+    if options["solver"] == "lbfgs" and options["learning_rate"] is not None:
+        common.warn("note: L-BFGS chooses its own steps; --learning-rate is ignored")
     checkpoint = options["checkpoint"] or options["resume"]
     common.check_output(checkpoint, "--checkpoint")
     if options["solver"] == "lbfgs" and (checkpoint or options["batch_size"]):
