@@ -13,19 +13,50 @@ from .network import Network
 
 class Workspace:
     """Buffers for one block of up to ``rows`` samples: Z^(h) per layer, δ^(h), σ′ scratch,
-    the input/target cast to the working dtype, and a gradient-shaped accumulator."""
+    the input/target cast to the working dtype, and a gradient-shaped accumulator.
+
+    With K > 1 outputs the logits A^(D) are kept transposed (K × rows in memory, seen as
+    rows × K): BLAS writes them C-order into ``logits`` and one copy moves them over, so the
+    row-wise softmax reductions run along contiguous memory (NumPy's reductions over a short
+    last axis are an order of magnitude slower) and δ^(D)ᵀ is a C-order matrix for BLAS.
+    """
 
     def __init__(self, network: Network, rows: int) -> None:
         dtype = network.dtype
         self.rows = rows
-        self.layers = [np.empty((rows, m), dtype) for m in network.sizes[1:]]
-        self.deltas = [np.empty((rows, m), dtype) for m in network.sizes[1:-1]]
-        self.slopes = [np.empty((rows, m), dtype) for m in network.sizes[1:-1]]
+        widths, K = network.sizes[1:], network.n_outputs
+        self.layers = [np.empty((rows, m), dtype) for m in widths[:-1]]
+        self.logits = np.empty((rows, K), dtype) if K > 1 else None
+        self.layers.append(np.empty((K, rows), dtype).T if K > 1 else np.empty((rows, 1), dtype))
+        self.deltas = [np.empty((rows, m), dtype) for m in widths[:-1]]
+        self.slopes = [np.empty((rows, m), dtype) for m in widths[:-1]]
         self.inputs = np.empty((rows, network.n_features), dtype)
         self.targets = np.empty((rows, network.n_outputs), dtype)
         self.row_index = np.arange(rows)
+        self.ones = np.ones(rows, dtype)
         self.partial = np.empty_like(network.params)
         self.partial_weights, self.partial_biases = network.split(self.partial)
+        self._views: dict = {}
+        self._grad: tuple = (None, None, None)
+
+    def views(self, m: int) -> tuple[list, list, list, list]:
+        """The buffers cut to the first ``m`` rows (cached): Z^(h) targets of the forward
+        products, Z^(h) as the backward pass reads them, δ^(h), σ′."""
+        if m not in self._views:
+            if len(self._views) > 4:
+                self._views.clear()
+            layers, deltas, slopes = (
+                [buf[:m] for buf in group] for group in (self.layers, self.deltas, self.slopes)
+            )
+            products = layers[:-1] + [layers[-1] if self.logits is None else self.logits[:m]]
+            self._views[m] = (products, layers, deltas, slopes)
+        return self._views[m]
+
+    def grad_views(self, network: Network, grad: np.ndarray) -> tuple[list, list]:
+        """``network.split(grad)``, remembered for the last gradient buffer seen."""
+        if self._grad[0] is not grad:
+            self._grad = (grad, *network.split(grad))
+        return self._grad[1], self._grad[2]
 
 
 def cast_rows(block: np.ndarray, buffer: np.ndarray) -> np.ndarray:
@@ -60,25 +91,31 @@ def loss_and_grad_sum(
     if Y.ndim == 2 or not network.output.accepts_labels:
         Y = cast_rows(Y, ws.targets)
     rows = ws.row_index[:m]
-    Z = network.forward_chunk(X, [buf[:m] for buf in ws.layers])
+    products, layers, deltas, slopes = ws.views(m)
+    Z = network.forward_chunk(X, products)
+    if ws.logits is not None:
+        np.copyto(layers[-1], Z[-1])  # into the transposed buffer
+        Z[-1] = layers[-1]
     logits = Z[-1]
     correct = _count_correct(network, logits, Y)
     loss = network.output.loss_and_delta(logits, Y, rows, weights)
     if grad is None:
         return loss, correct
-    grad_w, grad_b = network.split(grad)
     if accumulate:
         out_w, out_b = ws.partial_weights, ws.partial_biases
     else:
-        out_w, out_b = grad_w, grad_b
+        out_w, out_b = ws.grad_views(network, grad)
+    ones = ws.ones[:m]
     delta = logits
     for h in range(network.n_layers - 1, -1, -1):
         np.matmul(delta.T, Z[h], out=out_w[h])
-        np.sum(delta, axis=0, out=out_b[h])
+        np.matmul(ones, delta, out=out_b[h])  # Σ_i δ_i as a BLAS product: no slow row loop
         if h > 0:
-            previous = ws.deltas[h - 1][:m]
-            slope = ws.slopes[h - 1][:m]
-            np.matmul(delta, network.weights[h], out=previous)
+            previous, slope, W = deltas[h - 1], slopes[h - 1], network.weights[h]
+            if len(W) == 1:  # one output: δW is an outer product, far faster broadcast
+                np.multiply(delta, W, out=previous)
+            else:
+                np.matmul(delta, W, out=previous)
             network.activations[h - 1].derivative(Z[h], slope)
             previous *= slope
             delta = previous

@@ -106,11 +106,16 @@ class Network:
 
         A^(h) = Z^(h−1) W^(h)ᵀ + b^(h) and Z^(h) = σ(A^(h)) overwrite the same buffer;
         the last buffer holds the logits A^(D). Returns [Z^(0) = X, Z^(1), ..., A^(D)].
+        A buffer stored transposed (rows adjacent in memory) gets Aᵀ = W Zᵀ, so BLAS always
+        writes a C-order matrix.
         """
         outputs = [X]
         last = self.n_layers - 1
         for h, (W, b, out) in enumerate(zip(self.weights, self.biases, buffers)):
-            np.matmul(outputs[-1], W.T, out=out)
+            if out.strides[0] < out.strides[1]:
+                np.matmul(W, outputs[-1].T, out=out.T)
+            else:
+                np.matmul(outputs[-1], W.T, out=out)
             out += b
             if h < last:
                 self.activations[h].function(out, out)

@@ -1,0 +1,78 @@
+"""Measuring on a shared machine: foreign CPU load, peak resident memory, the sgemm rate."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _cpu_busy() -> tuple[float, float]:
+    """(busy seconds of all CPUs, busy seconds of this process) so far."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    busy = (sum(fields[:8]) - fields[3] - fields[4]) / ticks  # all but idle and iowait
+    own = os.times()
+    return busy, own.user + own.system
+
+
+def foreign_load(interval: float = 0.3) -> float:
+    """Fraction of the machine's CPUs busy with other processes over ``interval`` seconds."""
+    busy0, own0 = _cpu_busy()
+    start = time.perf_counter()
+    time.sleep(interval)
+    busy1, own1 = _cpu_busy()
+    wall = time.perf_counter() - start
+    return max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall * (os.cpu_count() or 1))
+
+
+def wait_quiet(threshold: float, max_wait: float) -> tuple[float, float]:
+    """Wait until other processes use less than ``threshold`` of the CPUs (or ``max_wait``
+    seconds passed); returns (the last foreign load measured, seconds waited).
+    ``max_wait`` ≤ 0 neither waits nor measures (the load is then NaN)."""
+    if max_wait <= 0:
+        return float("nan"), 0.0
+    start = time.perf_counter()
+    load = foreign_load()
+    while load > threshold and time.perf_counter() - start < max_wait:
+        time.sleep(1.0)
+        load = foreign_load()
+    return load, time.perf_counter() - start
+
+
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def reset_peak() -> None:
+    """Reset VmHWM to the current RSS (Linux ``clear_refs``), so the next peak is this run's."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def rss_mb(field: str = "VmHWM") -> float:
+    """This process's peak (``VmHWM``) or current (``VmRSS``) resident memory in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def sgemm_gflops(size: int, repeats: int = 5) -> float:
+    """NumPy float32 matrix product rate (best of ``repeats``) on size × size matrices."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((size, size), dtype=np.float32)
+    B = rng.standard_normal((size, size), dtype=np.float32)
+    out = np.empty_like(A)
+    np.matmul(A, B, out=out)
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.matmul(A, B, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 / best / 1e9

@@ -1,0 +1,224 @@
+"""Side-by-side MLP training benchmark: deltaprop against scikit-learn, PyTorch and JAX (CPU).
+
+    python -m benchmarks.run [--quick] [--workloads toy digits ...] [--engines ...] [--json F]
+
+Every engine trains the same network from the same θ_0 on the same float32 data with the
+same algorithm; trials are interleaved across engines (the order rotates) and each trial
+first waits until other processes leave the CPUs alone. Reported per workload and engine:
+the median time per step (min–max over trials), GEMM GFLOP/s and its share of the NumPy
+sgemm rate measured in the same run, the peak RSS rise during a trial (above the RSS at its
+start: the engine's working memory), the final objective J
+(evaluated by one float64 formula for all engines) and deltaprop's speed ratio to each peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import deltaprop as dp
+
+from . import engines, measure, memory
+from .workloads import NAMES, Workload, select
+
+OBJECTIVE_RTOL = 1e-4  # float32 rounding, accumulated over the run's steps
+
+
+def final_objective(w: Workload, X, y, theta: np.ndarray) -> float:
+    """J(θ) in float64, the same formula for every engine's final parameters."""
+    net = w.network().astype("float64")
+    np.copyto(net.params, theta)
+    return dp.Objective(net, l2=w.l2).value(X, y)
+
+
+def bench_workload(w: Workload, names: list[str], args, sgemm: float, notes: list[str]) -> dict:
+    """Interleaved trials of every engine on ``w``; statistics, ratios and objectives."""
+    X, y = w.data()
+    theta0 = w.network().params
+    built = {}
+    for name in names:
+        try:
+            built[name] = engines.CLASSES[name](w, X, y, theta0)
+        except Exception as err:  # an engine that cannot run this workload is noted, not fatal
+            notes.append(f"{name} skipped on {w.name}: {type(err).__name__}: {err}"[:300])
+    times = {name: [] for name in built}
+    peaks = {name: 0.0 for name in built}
+    loads = []
+    order = list(built)
+    for trial in range(w.trials):
+        shift = trial % len(order)
+        for name in order[shift:] + order[:shift]:
+            engine = built[name]
+            load, _ = measure.wait_quiet(args.quiet_below, args.max_wait)
+            loads.append(load)
+            engine.reset()
+            measure.reset_peak()
+            rss = measure.rss_mb("VmRSS")
+            start = time.perf_counter()
+            engine.run()
+            times[name].append((time.perf_counter() - start) / w.steps)
+            peaks[name] = max(peaks[name], measure.rss_mb() - rss)
+    result = {"name": w.name, "n": w.n, "net": w.net, "algorithm": w.algorithm}
+    result.update(steps=w.steps, trials=w.trials, gemm_gflop=w.gemm_flops / 1e9)
+    result["foreign_load_max"] = max((x for x in loads if x == x), default=None)
+    stats = {}
+    for name, engine in built.items():
+        median = statistics.median(times[name])
+        stats[name] = {
+            "median_s": median,
+            "min_s": min(times[name]),
+            "max_s": max(times[name]),
+            "times_s": times[name],
+            "gflops": w.gemm_flops / median / 1e9,
+            "pct_sgemm": 100 * w.gemm_flops / median / 1e9 / sgemm,
+            "peak_rss_mb": peaks[name],
+            "objective": final_objective(w, X, y, engine.params()),
+        }
+    result["engines"] = stats
+    if "deltaprop" in stats:
+        ours = stats["deltaprop"]
+        result["ratios"] = {
+            name: s["median_s"] / ours["median_s"]
+            for name, s in stats.items()
+            if name != "deltaprop"
+        }
+        J = [s["objective"] for s in stats.values()]
+        spread = (max(J) - min(J)) / abs(ours["objective"])
+        result["objective_rel_spread"] = spread
+        result["objectives_agree"] = bool(spread <= OBJECTIVE_RTOL)
+    return result
+
+
+def duration(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale or unit == "µs":
+            return f"{seconds / scale:.3g} {unit}"
+    return ""
+
+
+def report(results: dict) -> str:
+    """The Markdown tables: medians (min–max) per engine, then deltaprop's details."""
+    names = [e for e in results["engines"] if any(e in r["engines"] for r in results["workloads"])]
+    lines = [
+        f"machine: {results['machine']}; {results['date']}; NumPy sgemm "
+        f"{results['sgemm_gflops']:.0f} GFLOP/s (same run); load average {results['loadavg']}",
+        "",
+        "| workload | n | net | " + " | ".join(names) + " |",
+        "|---|---:|---|" + "---:|" * len(names),
+    ]
+    for r in results["workloads"]:
+        cells = []
+        for name in names:
+            s = r["engines"].get(name)
+            cells.append(
+                f"{duration(s['median_s'])} ({duration(s['min_s'])}–{duration(s['max_s'])})"
+                if s
+                else "—"
+            )
+        label = r["name"] + (" (1 epoch)" if r["algorithm"] == "adam" else " (per step)")
+        lines.append(f"| {label} | {r['n']:,} | {r['net']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| workload | engine | GFLOP/s | % of sgemm | peak RSS rise (MiB) | final J "
+        "| deltaprop speed-up |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["workloads"]:
+        for name, s in r["engines"].items():
+            ratio = "" if name == "deltaprop" else f"{r['ratios'][name]:.2f}x"
+            lines.append(
+                f"| {r['name']} | {name} | {s['gflops']:.1f} | {s['pct_sgemm']:.0f}% | "
+                f"{s['peak_rss_mb']:,.0f} | {s['objective']:.7g} | {ratio} |"
+            )
+        if "objectives_agree" in r:
+            verdict = "agree" if r["objectives_agree"] else "DISAGREE"
+            lines.append(
+                f"| {r['name']} | objectives {verdict} | | | | rel. spread "
+                f"{r['objective_rel_spread']:.1e} | |"
+            )
+    if results.get("memory"):
+        lines += ["", memory.table(results["memory"])]
+    lines += ["", *targets(results)]
+    if results["notes"]:
+        lines += ["", "notes:", *(f"- {note}" for note in results["notes"])]
+    return "\n".join(lines)
+
+
+def targets(results: dict) -> list[str]:
+    """The issue's targets, each with the measured figure and met / not met."""
+    out = ["targets (medians of this run):"]
+    for r in results["workloads"]:
+        ratios = r.get("ratios")
+        if not ratios:
+            continue
+        best = min(ratios, key=ratios.get)
+        out.append(f"- {r['name']}: {ratios[best]:.2f}x the fastest peer ({best})")
+        if r["name"] in ("mnist-shaped", "wide"):
+            pct = r["engines"]["deltaprop"]["pct_sgemm"]
+            out.append(f"- {r['name']}: {pct:.0f}% of sgemm (target ≥ 85%)")
+        if r["name"] in ("toy", "digits") and "pytorch" in ratios:
+            out.append(f"- {r['name']}: {ratios['pytorch']:.2f}x PyTorch eager (target ≥ 3x)")
+        if r["algorithm"] == "adam" and "scikit-learn" in ratios:
+            out.append(f"- adam: {ratios['scikit-learn']:.2f}x scikit-learn (target ≥ 2x)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small data, few trials (< 1 min)")
+    parser.add_argument("--workloads", nargs="+", choices=NAMES, default=None)
+    parser.add_argument("--engines", nargs="+", choices=engines.ENGINES, default=None)
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--quiet-below", type=float, default=0.15, help="foreign CPU share")
+    parser.add_argument(
+        "--max-wait", type=float, default=None, help="seconds to wait per trial (0: no check)"
+    )
+    args = parser.parse_args(argv)
+    if args.max_wait is None:
+        args.max_wait = 2.0 if args.quick else 120.0
+    wanted = args.engines or [e for e in engines.ENGINES if not (args.quick and "compile" in e)]
+    notes, names = [], []
+    for name in wanted:
+        reason = engines.missing(name)
+        (notes.append(f"{name} skipped: {reason}") if reason else names.append(name))
+    sgemm_size = 1024 if args.quick else 2048
+    rates = [measure.sgemm_gflops(sgemm_size)]
+    results = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, NumPy {np.__version__}",
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "loadavg": measure.loadavg(),
+        "engines": names,
+        "workloads": [],
+        "notes": notes,
+    }
+    for w in select(args.workloads, args.quick):
+        print(f"[{time.strftime('%H:%M:%S')}] {w.name} …", file=sys.stderr, flush=True)
+        results["workloads"].append(bench_workload(w, names, args, rates[0], notes))
+        rates.append(measure.sgemm_gflops(sgemm_size))
+    results["sgemm_gflops"] = statistics.median(rates)
+    for r in results["workloads"]:  # shares of the run's median sgemm rate
+        for s in r["engines"].values():
+            s["pct_sgemm"] = 100 * s["gflops"] / results["sgemm_gflops"]
+    if args.workloads is None or "memory" in args.workloads:
+        print(f"[{time.strftime('%H:%M:%S')}] memory …", file=sys.stderr, flush=True)
+        size = (0.0625, 1.0, 1) if args.quick else (2.0, 1.0, 2)
+        results["memory"] = memory.run(*size, chunk=dp.objective.DEFAULT_CHUNK)
+    results["loadavg"] += f" → {measure.loadavg()}"
+    results["report"] = report(results)
+    print(results["report"])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return results
+
+
+if __name__ == "__main__":
+    main()

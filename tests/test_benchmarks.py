@@ -1,0 +1,64 @@
+"""The benchmark suite's quick mode, deltaprop against scikit-learn: report structure and the
+same computation (final objectives agree). No timing assertions: the machine is shared."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sklearn")
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKLOADS = ["toy", "digits", "mnist-shaped", "wide", "regression", "adam-minibatch"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "results.json"
+    command = [sys.executable, "-m", "benchmarks.run", "--quick", "--max-wait", "0"]
+    command += ["--engines", "deltaprop", "scikit-learn", "--json", str(out)]
+    command += ["--workloads", *WORKLOADS, "memory"]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    data = json.loads(out.read_text())
+    data["stdout"] = run.stdout
+    return data
+
+
+def test_every_workload_has_both_engines_with_statistics(results):
+    assert [r["name"] for r in results["workloads"]] == WORKLOADS
+    for r in results["workloads"]:
+        assert set(r["engines"]) == {"deltaprop", "scikit-learn"}
+        assert r["gemm_gflop"] > 0
+        for s in r["engines"].values():
+            assert len(s["times_s"]) == r["trials"]
+            assert s["min_s"] <= s["median_s"] <= s["max_s"]
+            assert s["gflops"] > 0 and s["pct_sgemm"] > 0
+        assert set(r["ratios"]) == {"scikit-learn"} and r["ratios"]["scikit-learn"] > 0
+    assert results["sgemm_gflops"] > 0
+
+
+def test_engines_compute_the_same_objective(results):
+    for r in results["workloads"]:
+        J = [s["objective"] for s in r["engines"].values()]
+        assert r["objectives_agree"], (r["name"], J)
+        assert max(J) - min(J) <= 1e-4 * abs(J[0])
+        assert 0 < J[0] < 10
+
+
+def test_memory_workload_is_bounded_and_exact(results):
+    memory = results["memory"]
+    assert memory["bounded"] and memory["objectives_agree"]
+    assert memory["files"]["peak_rss_mb"] < memory["memory"]["peak_rss_mb"]
+
+
+def test_report_tables_are_printed(results):
+    text = results["stdout"]
+    assert "| workload | n | net | deltaprop | scikit-learn |" in text
+    assert "objectives agree" in text and "DISAGREE" not in text
+    assert "targets (medians of this run):" in text
+    assert "torch" not in results["engines"]
