@@ -162,6 +162,8 @@ def test_resume_refuses_contradicting_settings(folder):
     result = run("train", "moons", "--hidden", "8", "--epochs", "9", "--resume", "run.ckpt")
     assert result.exit_code == 2
     assert "--hidden [8] differs from the checkpoint's [4]" in result.stderr
+    result = run("info", "run.ckpt")
+    assert result.exit_code == 0 and "checkpoint at epoch 5 of 5" in result.stdout
     result = run("train", "--resume", "run.ckpt", "--epochs", "5")
     assert result.exit_code == 2 and "already at epoch 5" in result.stderr
 

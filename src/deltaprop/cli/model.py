@@ -124,7 +124,23 @@ def evaluate(model: str, data: str, target: str | None) -> None:
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="print the whole metadata as JSON")
 def info(model: str, as_json: bool) -> None:
-    """The architecture, preprocessing and training summary stored in MODEL."""
+    """The architecture, preprocessing and training summary stored in MODEL (a model file
+    or a checkpoint written by ``deltaprop train --checkpoint``)."""
+    from ..checkpoint import load_checkpoint
+
+    try:
+        checkpoint = load_checkpoint(model)
+    except ModelFileError:  # not a checkpoint: read it as a model file, with its own errors
+        checkpoint = None
+    if checkpoint is not None:
+        run = checkpoint.settings.get("run", {})
+        click.echo(
+            f"{model}: training checkpoint at epoch {checkpoint.epoch} of "
+            f"{checkpoint.settings.get('epochs')}; network {checkpoint.architecture['sizes']}, "
+            f"{run.get('solver')} on {run.get('data')}; continue with "
+            f"deltaprop train --resume {model}"
+        )
+        return
     network, metadata = load_with_metadata(model)
     if as_json:
         click.echo(json.dumps(metadata, indent=2))
