@@ -168,6 +168,12 @@ def test_resume_refuses_contradicting_settings(folder):
     assert result.exit_code == 2 and "already at epoch 5" in result.stderr
 
 
+def test_bare_command_prints_the_help():
+    result = run()
+    assert result.exit_code == 0
+    assert "Commands:" in result.stdout and "train" in result.stdout
+
+
 def test_datasets_gradcheck_and_activation_plot(folder):
     result = run("datasets")
     assert result.exit_code == 0

@@ -15,6 +15,7 @@ from ..errors import DeltapropError, DivergenceError
 from . import explain, inspect, model, playground, train
 
 USAGE_ERROR, FAILURE, INTERRUPTED = 2, 1, 130
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click ≥ 8.2
 
 
 def _one_line(text: str) -> str:
@@ -32,6 +33,9 @@ class DeltapropGroup(click.Group):
         try:
             result = super().main(args, "deltaprop", complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
+        except NO_ARGS_IS_HELP as err:  # a bare `deltaprop` (or group): the help, unflattened
+            click.echo(err.format_message())
+            code = 0
         except click.UsageError as err:
             hint = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
             error(f"{err.format_message()}{hint}")
