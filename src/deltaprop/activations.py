@@ -74,8 +74,26 @@ def _tanh_second(z, out):  # tanh″ = −2z(1 − z²)
     out *= -2
 
 
+_ZEROS: dict[np.dtype, np.ndarray] = {}
+
+
+def zeros_like(a: np.ndarray) -> np.ndarray:
+    """A read-only array of zeros shaped like ``a``, shared and grown on demand.
+
+    np.maximum(a, 0) runs about 4x slower than np.maximum(a, zeros) (NumPy 2.4: no SIMD loop
+    for a broadcast scalar). Untouched calloc'd pages all map the kernel's one zero page, so
+    the buffer costs no resident memory however large.
+    """
+    zeros = _ZEROS.get(a.dtype)
+    if zeros is None or zeros.size < a.size:
+        zeros = np.zeros(max(a.size, 1 << 16), a.dtype)
+        zeros.flags.writeable = False
+        _ZEROS[a.dtype] = zeros
+    return zeros[: a.size].reshape(a.shape)
+
+
 def _relu(a, out):
-    np.maximum(a, 0, out=out)
+    np.maximum(a, zeros_like(a), out=out)
 
 
 def _relu_prime(z, out):  # relu′(a) = 1[a > 0]; relu′(0) = 0 (the weak derivative)

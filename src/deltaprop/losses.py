@@ -24,11 +24,23 @@ def _softmax(a, out):
     out /= out.sum(axis=1, keepdims=True)
 
 
+def label_entries(a: np.ndarray, y: np.ndarray, rows: np.ndarray):
+    """(flat, index) with ``flat[index]`` the entries a[i, y_i]: a 1-D view of ``a``'s memory
+    and positions in it, so picking and updating them is one cheap 1-D take; for a layout
+    without a flat view, (a, (rows, y)) for ordinary 2-D indexing."""
+    if a.T.flags.c_contiguous:  # the kernel's transposed logits
+        return a.T.reshape(-1), y * len(a) + rows
+    if a.flags.c_contiguous:
+        return a.reshape(-1), rows * a.shape[1] + y
+    return a, (rows, y)
+
+
 def _softmax_cross_entropy(a, y, rows, weights=None):
     """ℓ = −Σ_k Ỹ_k log f_k = log Σ_k exp a_k − a·Ỹ (log-sum-exp); a ← f − Ỹ."""
     a -= a.max(axis=1, keepdims=True)
     if y.ndim == 1:
-        picked = a[rows, y]
+        flat, index = label_entries(a, y, rows)
+        picked = flat[index]
     else:
         picked = np.einsum("ij,ij->i", a, y) if weights is not None else np.vdot(a, y)
     np.exp(a, out=a)
@@ -40,7 +52,7 @@ def _softmax_cross_entropy(a, y, rows, weights=None):
     else:
         loss = float(np.vdot(weights, log_norm - picked))
     if y.ndim == 1:
-        a[rows, y] -= 1
+        flat[index] -= 1
     else:
         a -= y
     return _weigh_rows(a, weights, loss)
