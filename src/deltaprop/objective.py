@@ -23,7 +23,7 @@ from .sources import ArraySource, DaskSource, Source, check_data, check_targets,
 __all__ = ["Backend", "Evaluation", "LocalBackend", "Objective", "Prepared", "check_data"]
 __all__ += ["check_l2", "check_targets", "partition_sum"]
 
-DEFAULT_CHUNK = 4096
+DEFAULT_CHUNK = 8192
 
 
 @dataclass
