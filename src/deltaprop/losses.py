@@ -29,7 +29,9 @@ def label_entries(a: np.ndarray, y: np.ndarray, rows: np.ndarray):
     and positions in it, so picking and updating them is one cheap 1-D take; for a layout
     without a flat view, (a, (rows, y)) for ordinary 2-D indexing."""
     if a.T.flags.c_contiguous:  # the kernel's transposed logits
-        return a.T.reshape(-1), y * len(a) + rows
+        index = y.astype(np.intp) * len(a)  # labels may be stored as narrow integers
+        index += rows
+        return a.T.reshape(-1), index
     if a.flags.c_contiguous:
         return a.reshape(-1), rows * a.shape[1] + y
     return a, (rows, y)
