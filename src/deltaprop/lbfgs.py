@@ -60,7 +60,12 @@ def fit_lbfgs(
         raise ConfigError(f"tol must be a finite number ≥ 0, got {tol!r}")
     objective = Objective(network, l2=l2)
     state = TrainingState(
-        network, None, objective, history or History(), np.random.default_rng(0), max_iter
+        network,
+        None,
+        objective,
+        history if history is not None else History(),
+        np.random.default_rng(0),
+        max_iter,
     )
     params = network.params
     state.extra["params_before_step"] = params  # records describe the current iterate

@@ -74,6 +74,18 @@ def _accuracy_panel(ax, view: TrainingView) -> None:
     ax.legend(loc="lower right")
 
 
+def _sharpness_panel(ax, view: TrainingView) -> None:
+    """λ_max(∇²J) where it was measured, against the stability threshold 2/η."""
+    epochs = np.arange(1, len(view.history) + 1)
+    sharpness = view.history["sharpness"]
+    measured = np.isfinite(sharpness)
+    ax.plot(epochs[measured], sharpness[measured], marker=".", label="sharpness λ_max")
+    threshold = view.history["stability_threshold"][measured]
+    ax.plot(epochs[measured], threshold, "k--", label="2/η")
+    ax.set(xlabel="epoch", ylabel="λ_max(∇²J)", title="sharpness vs 2/η")
+    ax.legend()
+
+
 def _grid(X: np.ndarray, column: int) -> np.ndarray:
     low, high = X[:, column].min(), X[:, column].max()
     margin = 0.1 * (high - low) or 1.0
@@ -134,6 +146,7 @@ def _curve_panel(ax, view: TrainingView) -> None:
 PANELS: list[tuple[Callable[[TrainingView], bool], Callable]] = [
     (lambda view: "loss" in view.history, _loss_panel),
     (lambda view: "accuracy" in view.history, _accuracy_panel),
+    (lambda view: "sharpness" in view.history, _sharpness_panel),
     (lambda view: view.dimensions == 2, _regions_panel),
     (lambda view: view.dimensions == 1 and not view.classification, _curve_panel),
 ]

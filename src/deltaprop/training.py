@@ -201,7 +201,12 @@ def fit(
     objective = Objective(network, l2=l2, chunk_size=chunk_size, backend=backend)
     val_objective = Objective(network, l2, chunk_size, backend) if validation else None
     state = TrainingState(
-        network, optimizer, objective, history or History(), as_generator(seed), int(epochs)
+        network,
+        optimizer,
+        objective,
+        history if history is not None else History(),
+        as_generator(seed),
+        int(epochs),
     )
     before, last_finite, best = (network.params.copy() for _ in range(3))
     for callback in callbacks:

@@ -156,11 +156,19 @@ class Session:
         )
         return "\n".join(lines)
 
-    def fit(self, checkpoint: str | None, every: int, progress: bool) -> History:
+    def fit(
+        self, checkpoint: str | None, every: int, progress: bool, track_sharpness: int = 0
+    ) -> History:
         """Train to ``settings['epochs']`` epochs; Ctrl-C raises ``TrainingInterrupted``
-        after the callbacks wrote the best parameters into the checkpoint."""
+        after the callbacks wrote the best parameters into the checkpoint. With
+        ``track_sharpness`` N, λ_max(∇²J) is recorded every N epochs."""
         s = self.settings
+        X, y = self.split(self.train_rows)
         callbacks = []
+        if track_sharpness:
+            from ..diagnostics import SharpnessTracker
+
+            callbacks.append(SharpnessTracker(every=track_sharpness, data=(X, y)))
         if progress:
             from ..progress import ProgressBar
 
@@ -175,7 +183,6 @@ class Session:
                 "fingerprint": self.fingerprint(),
             }
             callbacks.append(CheckpointWriter(checkpoint, every, state))
-        X, y = self.split(self.train_rows)
         epochs = s["epochs"] - len(self.history)
         try:
             if s["solver"] == "lbfgs":

@@ -75,6 +75,11 @@ SMALL_WORK = 50_000_000  # rows × parameters per step below which one BLAS thre
     type=click.IntRange(min=1),
     help="BLAS threads (default: 1 for small problems, where more threads only contend)",
 )
+@click.option(
+    "--track-sharpness",
+    type=click.IntRange(min=1),
+    help="record the sharpness λ_max(∇²J) every N epochs and plot it against 2/η",
+)
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar, table or notes")
 @click.pass_context
 def train(ctx: click.Context, **options) -> int:
@@ -111,7 +116,12 @@ def train(ctx: click.Context, **options) -> int:
     common.note(session.describe(), quiet)
     try:
         with _blas_threads(options["threads"], session):
-            session.fit(checkpoint, options["checkpoint_every"], progress=not quiet)
+            session.fit(
+                checkpoint,
+                options["checkpoint_every"],
+                progress=not quiet,
+                track_sharpness=options["track_sharpness"] or 0,
+            )
         interrupted = None
     except TrainingInterrupted as stop:
         interrupted = stop
