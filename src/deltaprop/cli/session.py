@@ -157,11 +157,17 @@ class Session:
         return "\n".join(lines)
 
     def fit(
-        self, checkpoint: str | None, every: int, progress: bool, track_sharpness: int = 0
+        self,
+        checkpoint: str | None,
+        every: int,
+        progress: bool,
+        track_sharpness: int = 0,
+        backend=None,
     ) -> History:
         """Train to ``settings['epochs']`` epochs; Ctrl-C raises ``TrainingInterrupted``
         after the callbacks wrote the best parameters into the checkpoint. With
-        ``track_sharpness`` N, λ_max(∇²J) is recorded every N epochs."""
+        ``track_sharpness`` N, λ_max(∇²J) is recorded every N epochs; ``backend`` (e.g. a
+        ``DaskBackend``) computes the full-batch gradient sums."""
         s = self.settings
         X, y = self.split(self.train_rows)
         callbacks = []
@@ -197,7 +203,7 @@ class Session:
                 self.history = fit(
                     self.network, X, y, l2=s["l2"], optimizer=self.optimizer, epochs=epochs,
                     batch_size=s["batch_size"], validation=validation, callbacks=callbacks,
-                    seed=self.rng, history=self.history,
+                    seed=self.rng, history=self.history, backend=backend,
                 )  # fmt: skip
         except TrainingInterrupted as stop:
             self.history = stop.history

@@ -80,6 +80,10 @@ SMALL_WORK = 50_000_000  # rows × parameters per step below which one BLAS thre
     type=click.IntRange(min=1),
     help="record the sharpness λ_max(∇²J) every N epochs and plot it against 2/η",
 )
+@click.option(
+    "--scheduler",
+    help="compute each full-batch gradient on a Dask cluster: tcp://host:8786, or 'local'",
+)
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar, table or notes")
 @click.pass_context
 def train(ctx: click.Context, **options) -> int:
@@ -114,6 +118,7 @@ def train(ctx: click.Context, **options) -> int:
     session = Session.start({k: options[k] for k in ("data", "epochs", *RUN_KEYS)}, resumed)
     quiet = options["quiet"]
     common.note(session.describe(), quiet)
+    backend = _dask_backend(options["scheduler"], options)
     try:
         with _blas_threads(options["threads"], session):
             session.fit(
@@ -121,10 +126,14 @@ def train(ctx: click.Context, **options) -> int:
                 options["checkpoint_every"],
                 progress=not quiet,
                 track_sharpness=options["track_sharpness"] or 0,
+                backend=backend,
             )
         interrupted = None
     except TrainingInterrupted as stop:
         interrupted = stop
+    finally:
+        if backend is not None:
+            backend.close()
     session.save(out)
     written = [f"model to {out}"]
     if plot:
@@ -155,6 +164,20 @@ def _blas_threads(threads: int | None, session: Session):
     if threads is None and len(session.train_rows) * session.network.params.size <= SMALL_WORK:
         threads = 1
     return threadpool_limits(limits=threads, user_api="blas")
+
+
+def _dask_backend(scheduler: str | None, options: dict):
+    """A DaskBackend for ``--scheduler`` (full-batch solvers only), or None."""
+    if not scheduler:
+        return None
+    if options["solver"] == "lbfgs" or options["batch_size"]:
+        raise ConfigError(
+            "--scheduler runs full-batch gradient descent (gd, momentum, adam with "
+            "--batch-size full); drop --scheduler or the mini-batch/lbfgs setting"
+        )
+    from ..distributed import DaskBackend
+
+    return DaskBackend(scheduler)
 
 
 def _resume_settings(ctx: click.Context, options: dict):
