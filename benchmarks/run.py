@@ -28,7 +28,11 @@ import deltaprop as dp
 from . import engines, measure, memory
 from .workloads import NAMES, Workload, select
 
-OBJECTIVE_RTOL = 1e-4  # float32 rounding, accumulated over the run's steps
+# Relative spread of the final J allowed across engines. Full-batch GD: float32 rounding,
+# accumulated over the run's steps. Adam's update m/(√v + ε) is nearly η·sign(g) where g is
+# tiny, so rounding differences grow over an epoch's hundreds of steps (one batch: ~1e-5;
+# deltaprop and scikit-learn, with the same ε placement, agree to 7 digits for 100 batches).
+OBJECTIVE_RTOL = {"gd": 1e-4, "adam": 1e-2}
 
 
 def final_objective(w: Workload, X, y, theta: np.ndarray) -> float:
@@ -92,7 +96,8 @@ def bench_workload(w: Workload, names: list[str], args, sgemm: float, notes: lis
         J = [s["objective"] for s in stats.values()]
         spread = (max(J) - min(J)) / abs(ours["objective"])
         result["objective_rel_spread"] = spread
-        result["objectives_agree"] = bool(spread <= OBJECTIVE_RTOL)
+        result["objective_rtol"] = OBJECTIVE_RTOL[w.algorithm]
+        result["objectives_agree"] = bool(spread <= OBJECTIVE_RTOL[w.algorithm])
     return result
 
 
@@ -141,7 +146,7 @@ def report(results: dict) -> str:
             verdict = "agree" if r["objectives_agree"] else "DISAGREE"
             lines.append(
                 f"| {r['name']} | objectives {verdict} | | | | rel. spread "
-                f"{r['objective_rel_spread']:.1e} | |"
+                f"{r['objective_rel_spread']:.1e} (≤ {r['objective_rtol']:g}) | |"
             )
     if results.get("memory"):
         lines += ["", memory.table(results["memory"])]
