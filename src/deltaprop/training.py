@@ -290,8 +290,10 @@ def _epoch(state: TrainingState, X, Y, weights, batch_size, shuffle) -> dict:
 
 
 def _validate(objective: Objective, network: Network, params: np.ndarray, Xv, Yv, wv) -> dict:
-    """Validation loss/accuracy at ``params`` (the parameters the epoch's record describes)."""
-    current = network.params.copy()
+    """Validation loss/accuracy at ``params`` (the parameters the epoch's record describes);
+    the current parameters wait in the objective's gradient buffer, unused by this call."""
+    current = objective.grad
+    np.copyto(current, network.params)
     np.copyto(network.params, params)
     try:
         objective.evaluate(Xv, Yv, with_grad=False, sample_weight=wv)
