@@ -3,6 +3,8 @@ whole-vector operations in place, with state buffers made once."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import ConfigError
@@ -120,7 +122,8 @@ class Adam(Optimizer):
         np.multiply(grad, grad, out=scratch)
         scratch *= 1 - self.beta2
         second += scratch
-        rate = self.learning_rate * np.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
+        # a Python float: NumPy's float64 scalar would force a float64 pass over float32 θ
+        rate = self.learning_rate * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
         np.sqrt(second, out=scratch)
         scratch += self.eps
         np.divide(first, scratch, out=scratch)
