@@ -37,7 +37,8 @@ def flat(weights, biases) -> np.ndarray:
 
 class Deltaprop:
     """Full batch: the loop ``fit`` runs, J, g = ``Objective.evaluate`` then
-    ``optimizer.step``, with the objective kept across trials (as torch keeps its model);
+    ``optimizer.step`` under ``fit``'s BLAS setting, with the objective kept across trials
+    (as torch keeps its model);
     mini-batches: ``deltaprop.fit`` itself."""
 
     def __init__(self, w: Workload, X, y, theta0: np.ndarray) -> None:
@@ -63,8 +64,9 @@ class Deltaprop:
                 batch_size=w.batch_size, shuffle=False,
             )  # fmt: skip
             return
-        for _ in range(w.steps):
-            self.optimizer.step(params, self.objective.evaluate(self.source)[1])
+        with self.objective.blas_for_run(self.source):  # as fit holds it
+            for _ in range(w.steps):
+                self.optimizer.step(params, self.objective.evaluate(self.source)[1])
 
     def params(self) -> np.ndarray:
         return self.net.params.copy()

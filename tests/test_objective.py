@@ -109,3 +109,75 @@ def test_bad_sample_weights_are_refused():
     for bad in ([1, 1, 1], [1, 1, -1, 1, 1], [0, 0, 0, 0, 0], [1, np.nan, 1, 1, 1]):
         with pytest.raises(dp.DataError, match="sample_weight"):
             dp.Objective(net).value(X, y, sample_weight=np.array(bad, float))
+
+
+def _split_problem(n=600, weights=False):
+    net, X, y = random_problem([6, 16, 8, 4], "tanh", "softmax", n=n, seed=5)
+    w = np.random.default_rng(1).uniform(0.5, 2.0, n) if weights else None
+    return net, X, y, w
+
+
+@pytest.mark.parametrize("weights", [False, True])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_rows_split_over_threads_give_the_in_turn_sums_to_rounding(threads, weights):
+    net, X, y, w = _split_problem(weights=weights)
+    reference = dp.Objective(net, l2=0.1, chunk_size=64, backend=dp.LocalBackend(threads=1))
+    J_ref, g_ref = reference.value_and_grad(X, y, w)
+    objective = dp.Objective(net, l2=0.1, chunk_size=64, backend=dp.LocalBackend(threads))
+    J, g = objective.value_and_grad(X, y, w)
+    assert objective._prepared.threads == threads
+    assert J == pytest.approx(J_ref, rel=1e-13)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-11, atol=1e-14)
+    assert objective.last.correct == reference.last.correct
+    g = g.copy()
+    J2, g2 = dp.Objective(
+        net, l2=0.1, chunk_size=64, backend=dp.LocalBackend(threads)
+    ).value_and_grad(X, y, w)
+    assert J2 == J and np.array_equal(g2, g)  # the same thread count: the same bits
+    assert objective.value(X, y, w) == J  # J alone: no gradient buffers to add
+
+
+def test_explicit_partitions_are_never_split():
+    net, X, y, _ = _split_problem()
+    source = dp.sources.ArraySource(X, y, partitions=(200, 400))
+    backend = dp.LocalBackend(threads=4)
+    assert backend.threads_for(net, source) == 1
+    J, g = dp.Objective(net, chunk_size=64, backend=backend).value_and_grad(source)
+    J_ref, g_ref = dp.Objective(net, chunk_size=64).value_and_grad(source)
+    assert J == J_ref and np.array_equal(g, g_ref)
+
+
+def test_rows_are_split_only_when_each_thread_gets_enough_work():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    net = dp.Network([100, 100, 10], seed=0)  # 11,000 weights: 1,525 rows per thread
+    source = dp.sources.ArraySource(np.zeros((10, 100)), np.zeros(10, int))
+    auto = dp.LocalBackend()
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        assert [auto.threads_for(net, source, rows) for rows in (10, 3049, 3050)] == [1, 1, 2]
+        assert auto.threads_for(net, source, 10**6) == 2  # never more than BLAS has
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        assert auto.threads_for(net, source, 10**6) == 1  # a BLAS limit of 1 keeps one thread
+    assert dp.LocalBackend(threads=3).threads_for(net, source) == 3
+    with pytest.raises(dp.ConfigError, match="threads"):
+        dp.LocalBackend(threads=0)
+
+
+def test_split_steps_allocate_nothing_proportional_to_n():
+    def peak(n):
+        rng = np.random.default_rng(0)
+        X, y = rng.standard_normal((n, 20)).astype(np.float32), rng.integers(0, 5, n)
+        net = dp.Network([20, 32, 32, 5], seed=0)
+        objective = dp.Objective(net, chunk_size=256, backend=dp.LocalBackend(threads=2))
+        source = objective.open(X, y)
+        for _ in range(2):
+            objective.evaluate(source)
+        tracemalloc.start()
+        objective.evaluate(source)
+        result = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return result
+
+    small, large = peak(2_000), peak(64_000)
+    # two threads' interpreter frames and futures peak together or not (tens of kB); anything
+    # per row of a thread's 32,000 would be ≥ 128 kB
+    assert large < small + 64_000, (small, large)

@@ -34,6 +34,7 @@ from .sources import (
     blocks_weight,
     check_block,
     check_total,
+    even_split,
 )
 
 START_A_CLIENT = (
@@ -197,8 +198,7 @@ def loaders(source: Source, threads: int) -> list:
         parts = [delayed(tuple, pure=True)(list(b)) for b in zip(*blocks)]
     elif isinstance(source, ArraySource):
         if source.split:
-            n = len(source)
-            sizes = [n // threads + (i < n % threads) for i in range(threads)]
+            sizes = even_split(len(source), threads)
         edges = np.cumsum((0, *sizes))
         data = (source.X, source.Y, source.weights)
         parts = [

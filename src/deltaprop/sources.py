@@ -435,6 +435,11 @@ def check_partitions(partitions, n: int) -> tuple[int, ...]:
     return sizes
 
 
+def even_split(n: int, parts: int) -> tuple[int, ...]:
+    """``parts`` row counts adding up to n, the first n mod parts one row longer."""
+    return tuple(n // parts + (i < n % parts) for i in range(parts))
+
+
 def check_total(total: float) -> float:
     if not total > 0:
         raise DataError("sample_weight must be finite, non-negative and not all zero")

@@ -15,7 +15,7 @@ from .errors import ConfigError, DivergenceError
 from .network import Network, as_generator
 from .objective import Backend, Objective
 from .optimizers import GradientDescent, Optimizer
-from .sources import Source, check_inputs
+from .sources import ArraySource, Source, check_inputs
 
 
 class History:
@@ -211,42 +211,47 @@ def fit(
     before, last_finite, best = (network.params.copy() for _ in range(3))
     for callback in callbacks:
         callback.on_train_begin(state)
-    start = time.perf_counter()
-    elapsed_before = state.history.records[-1]["time"] if len(state.history) else 0.0
-    try:
-        first = len(state.history)
-        for epoch in range(first, first + int(epochs)):
-            state.epoch = epoch
-            np.copyto(before, network.params)
-            state.extra["params_before_step"] = before
-            with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
-                record = _epoch(state, X, Y, weights, batch_size, shuffle)
-            if not math.isfinite(record["objective"]) or not np.isfinite(network.params.sum()):
-                # J was non-finite at θ_t (restore θ_{t−1}) or the step left θ non-finite
-                finite_before = math.isfinite(record["objective"])
-                np.copyto(network.params, before if finite_before else last_finite)
-                _diverged(state, record, on_divergence)
-                break
-            before, last_finite = last_finite, before
-            if validation is not None:
-                record.update(_validate(val_objective, network, last_finite, *validation))
-            record["time"] = elapsed_before + time.perf_counter() - start
-            state.history.append(record)
-            score = record.get("val_loss", record["objective"])
-            if score < state.best_score:
-                state.best_score = score
-                np.copyto(best, last_finite)
+    full_batch = batch_size is None or batch_size >= len(X)
+    source = X if isinstance(X, Source) else ArraySource(X, Y, weights, checked=True)
+    if full_batch:
+        X = source  # prepared once, not every epoch
+    with objective.blas_for_run(source, None if full_batch else batch_size):
+        start = time.perf_counter()
+        elapsed_before = state.history.records[-1]["time"] if len(state.history) else 0.0
+        try:
+            first = len(state.history)
+            for epoch in range(first, first + int(epochs)):
+                state.epoch = epoch
+                np.copyto(before, network.params)
+                state.extra["params_before_step"] = before
+                with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported below
+                    record = _epoch(state, X, Y, weights, batch_size, shuffle)
+                if not math.isfinite(record["objective"]) or not np.isfinite(network.params.sum()):
+                    # J was non-finite at θ_t (restore θ_{t−1}) or the step left θ non-finite
+                    finite_before = math.isfinite(record["objective"])
+                    np.copyto(network.params, before if finite_before else last_finite)
+                    _diverged(state, record, on_divergence)
+                    break
+                before, last_finite = last_finite, before
+                if validation is not None:
+                    record.update(_validate(val_objective, network, last_finite, *validation))
+                record["time"] = elapsed_before + time.perf_counter() - start
+                state.history.append(record)
+                score = record.get("val_loss", record["objective"])
+                if score < state.best_score:
+                    state.best_score = score
+                    np.copyto(best, last_finite)
+                for callback in callbacks:
+                    callback.on_epoch_end(state, record)
+                if state.stop:
+                    break
+        except KeyboardInterrupt:
+            if math.isfinite(state.best_score):
+                np.copyto(network.params, best)
+            state.history.stop_reason = "interrupted (Ctrl-C); the best parameters so far were kept"
             for callback in callbacks:
-                callback.on_epoch_end(state, record)
-            if state.stop:
-                break
-    except KeyboardInterrupt:
-        if math.isfinite(state.best_score):
-            np.copyto(network.params, best)
-        state.history.stop_reason = "interrupted (Ctrl-C); the best parameters so far were kept"
-        for callback in callbacks:
-            callback.on_train_end(state)
-        raise TrainingInterrupted(state.history) from None
+                callback.on_train_end(state)
+            raise TrainingInterrupted(state.history) from None
     for callback in callbacks:
         callback.on_train_end(state)
     return state.history

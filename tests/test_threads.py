@@ -1,0 +1,98 @@
+"""Row-parallel work: task order, errors and Ctrl-C wait for every task; BLAS thread limits."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import deltaprop as dp
+from deltaprop import threads
+
+from conftest import random_problem
+
+
+def test_results_come_back_in_task_order():
+    tasks = [lambda i=i: (time.sleep(0.01 * (3 - i)), i)[1] for i in range(4)]
+    assert threads.run_parallel(tasks) == [0, 1, 2, 3]
+
+
+def test_an_error_is_raised_after_every_task_has_finished():
+    done = threading.Event()
+
+    def slow():
+        time.sleep(0.1)
+        done.set()
+
+    def failing():
+        raise ValueError("bad block")
+
+    with pytest.raises(ValueError, match="bad block"):
+        threads.run_parallel([failing, slow])
+    assert done.is_set()
+
+
+def test_ctrl_c_in_the_calling_thread_waits_for_the_workers():
+    done = threading.Event()
+
+    def slow():
+        time.sleep(0.1)
+        done.set()
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        threads.run_parallel([interrupted, slow])
+    assert done.is_set()
+
+
+def test_blas_is_single_threaded_inside_and_restored_after():
+    pytest.importorskip("threadpoolctl")
+    before = threads.blas_threads()
+    seen = threads.run_parallel([threads.blas_threads, threads.blas_threads])
+    assert seen == [1, 1]
+    with threads.single_threaded_blas():
+        with threads.single_threaded_blas():
+            assert threads.blas_threads() == 1
+        assert threads.blas_threads() == 1
+    assert threads.blas_threads() == before
+
+
+class _Probe(dp.Callback):
+    def __init__(self, interrupt_at=None):
+        self.blas, self.interrupt_at = [], interrupt_at
+
+    def on_epoch_end(self, state, record):
+        self.blas.append(threads.blas_threads())
+        if len(self.blas) == self.interrupt_at:
+            raise KeyboardInterrupt
+
+
+def test_a_split_fit_keeps_blas_single_threaded_and_matches_one_thread():
+    pytest.importorskip("threadpoolctl")
+    net, X, y = random_problem([5, 12, 3], "relu", "softmax", n=500, seed=2)
+    before = threads.blas_threads()
+    runs = []
+    for backend in (dp.LocalBackend(threads=1), dp.LocalBackend(threads=2)):
+        model, probe = net.copy(), _Probe()
+        history = dp.fit(model, X, y, l2=0.01, optimizer=dp.GradientDescent(0.2), epochs=15,
+                         backend=backend, callbacks=[probe])  # fmt: skip
+        runs.append((model.params, history["objective"], probe.blas))
+    (p1, J1, blas1), (p2, J2, blas2) = runs
+    np.testing.assert_allclose(p2, p1, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(J2, J1, rtol=1e-12)
+    assert set(blas1) == {before} and set(blas2) == {1}
+    assert threads.blas_threads() == before
+
+
+def test_ctrl_c_during_a_split_fit_keeps_the_best_parameters_and_restores_blas():
+    pytest.importorskip("threadpoolctl")
+    net, X, y = random_problem([5, 12, 3], "relu", "softmax", n=500, seed=2)
+    before = threads.blas_threads()
+    with pytest.raises(dp.TrainingInterrupted) as caught:
+        dp.fit(net, X, y, optimizer=dp.GradientDescent(0.2), epochs=50,
+               backend=dp.LocalBackend(threads=2), callbacks=[_Probe(interrupt_at=5)])  # fmt: skip
+    assert len(caught.value.history) == 5
+    assert np.isfinite(net.params).all()
+    assert threads.blas_threads() == before
