@@ -96,3 +96,29 @@ def test_ctrl_c_during_a_split_fit_keeps_the_best_parameters_and_restores_blas()
     assert len(caught.value.history) == 5
     assert np.isfinite(net.params).all()
     assert threads.blas_threads() == before
+
+
+def test_inside_its_own_single_threaded_section_the_callers_thread_count_still_counts():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        with threads.single_threaded_blas():
+            assert threads.blas_threads() == 1 and threads.available_threads() == 2
+        assert threads.available_threads() == 2
+
+
+class _Threads(dp.Callback):
+    def __init__(self):
+        self.seen = []
+
+    def on_epoch_end(self, state, record):
+        self.seen.append(state.objective._prepared.threads)
+
+
+@pytest.mark.parametrize("batch_size", [None, 1600])
+def test_fit_splits_big_steps_by_itself_when_blas_has_two_threads(batch_size):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    net, X, y = random_problem([100, 200, 10], "relu", "softmax", n=3200, seed=0)
+    probe = _Threads()  # 22,000 weights: a thread takes at least 763 rows
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        dp.fit(net, X, y, epochs=2, batch_size=batch_size, callbacks=[probe])
+    assert probe.seen == [2, 2]

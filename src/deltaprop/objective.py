@@ -29,7 +29,7 @@ from .sources import (
     even_split,
     open_source,
 )
-from .threads import blas_threads, run_parallel, single_threaded_blas
+from .threads import available_threads, run_parallel, single_threaded_blas
 
 __all__ = ["Backend", "Evaluation", "LocalBackend", "Objective", "Prepared", "check_data"]
 __all__ += ["check_l2", "check_targets", "partition_sum"]
@@ -114,7 +114,7 @@ class LocalBackend:
 
     Arrays given without partitions are split into one row range per thread when each range
     is worth a thread: rows × weights ≥ ``MIN_WORK_PER_THREAD`` multiply-adds (``threads``:
-    default the BLAS thread count in force, which needs threadpoolctl; an explicit count
+    default the BLAS thread count the caller allows, which needs threadpoolctl; an explicit count
     splits any data). Each range runs through the kernel in its own thread with single-threaded
     BLAS and the range sums are added in order, so a given thread count always gives the same
     bits. Memory is then one workspace and one gradient buffer per thread.
@@ -167,7 +167,7 @@ class LocalBackend:
         if self.threads is not None:
             return min(self.threads, n)
         per_thread = max(MIN_WORK_PER_THREAD // max(network.n_weights, 1), MIN_ROWS_PER_THREAD)
-        return max(min(blas_threads(), n // per_thread), 1)
+        return max(min(available_threads(), n // per_thread), 1)
 
     def _split(self, network: Network, source: Source) -> ArraySource | None:
         """The rows as one partition per thread, or None to sum them in the calling thread."""

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 _POOL: ThreadPoolExecutor | None = None
 _BLAS = None
 _DEPTH = 0  # nesting of single_threaded_blas
+_OUTER = 1  # blas_threads() on entering the outermost one
 
 
 def _blas():
@@ -44,12 +45,20 @@ def blas_threads() -> int:
     return max(lib.get_num_threads() or 1 for lib in blas.lib_controllers)
 
 
+def available_threads() -> int:
+    """The threads the caller gives us: the BLAS thread count in force outside deltaprop's
+    own single-threaded sections (inside one, the count found on entering it)."""
+    return _OUTER if _DEPTH else blas_threads()
+
+
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """BLAS limited to one thread per call while the block runs (process-wide; nested uses
     cost nothing)."""
-    global _DEPTH
+    global _DEPTH, _OUTER
     blas = _blas()
+    if not _DEPTH:
+        _OUTER = blas_threads()
     with blas.limit(limits=1) if blas is not None and not _DEPTH else contextlib.nullcontext():
         _DEPTH += 1
         try:
