@@ -117,7 +117,9 @@ class LocalBackend:
     default the BLAS thread count the caller allows, which needs threadpoolctl; an explicit count
     splits any data). Each range runs through the kernel in its own thread with single-threaded
     BLAS and the range sums are added in order, so a given thread count always gives the same
-    bits. Memory is then one workspace and one gradient buffer per thread.
+    bits. The threads share the chunk: each works through blocks of ``rows`` / threads rows,
+    so the workspaces together stay O(chunk × width), plus a gradient buffer per extra thread
+    (measured: the wide net as fast with 2,048 to 8,192 rows per thread).
     """
 
     def __init__(self, threads: int | None = None) -> None:
@@ -140,7 +142,7 @@ class LocalBackend:
         if split is None:
             return self._in_turn(network, prepared.source, prepared.rows, grad)
         count = len(split.partitions)
-        rows = min(prepared.rows, max(split.partitions))
+        rows = min(max(prepared.rows // count, 1), max(split.partitions))
         workspaces = self._workspaces_for(network, rows, count)
         outs = [grad, *self._partials_like(grad, count - 1)] if grad is not None else [None] * count
         tasks = [
