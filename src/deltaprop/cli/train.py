@@ -73,7 +73,8 @@ SMALL_WORK = 50_000_000  # rows × parameters per step below which one BLAS thre
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
-    help="BLAS threads (default: 1 for small problems, where more threads only contend)",
+    help="threads for BLAS and for splitting a big step's rows "
+    "(default: 1 for small problems, where more threads only contend)",
 )
 @click.option(
     "--track-sharpness",
