@@ -122,3 +122,32 @@ def test_fit_splits_big_steps_by_itself_when_blas_has_two_threads(batch_size):
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         dp.fit(net, X, y, epochs=2, batch_size=batch_size, callbacks=[probe])
     assert probe.seen == [2, 2]
+
+
+def test_two_overlapping_runs_in_two_threads_share_one_limit():
+    pytest.importorskip("threadpoolctl")
+    before = threads.blas_threads()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with threads.single_threaded_blas():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second():
+        first_in.wait(5)
+        with threads.single_threaded_blas():
+            second_in.set()
+            first_out.wait(5)
+            seen["after the first left"] = threads.blas_threads()
+            seen["available"] = threads.available_threads()
+
+    workers = [threading.Thread(target=f) for f in (first, second)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(10)
+    assert seen == {"after the first left": 1, "available": before}
+    assert threads.blas_threads() == before

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 
 _POOL: ThreadPoolExecutor | None = None
 _BLAS = None
-_DEPTH = 0  # nesting of single_threaded_blas
+_LOCK = threading.Lock()
+_LIMIT = None  # the single-thread limit in force, if any
+_DEPTH = 0  # single_threaded_blas sections open, in any thread
 _OUTER = 1  # blas_threads() on entering the outermost one
 
 
@@ -53,18 +56,24 @@ def available_threads() -> int:
 
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """BLAS limited to one thread per call while the block runs (process-wide; nested uses
-    cost nothing)."""
-    global _DEPTH, _OUTER
-    blas = _blas()
-    if not _DEPTH:
-        _OUTER = blas_threads()
-    with blas.limit(limits=1) if blas is not None and not _DEPTH else contextlib.nullcontext():
+    """BLAS limited to one thread per call while the block runs: process-wide and counted,
+    so nested or concurrent uses (two trainings in two threads) share one limit, set by the
+    first to enter and lifted by the last to leave."""
+    global _DEPTH, _OUTER, _LIMIT
+    with _LOCK:
+        if not _DEPTH:
+            _OUTER = blas_threads()
+            blas = _blas()
+            _LIMIT = blas.limit(limits=1) if blas is not None else None
         _DEPTH += 1
-        try:
-            yield
-        finally:
+    try:
+        yield
+    finally:
+        with _LOCK:
             _DEPTH -= 1
+            if not _DEPTH and _LIMIT is not None:
+                _LIMIT.restore_original_limits()
+                _LIMIT = None
 
 
 def run_parallel(tasks: Sequence[Callable[[], object]]) -> list:
@@ -72,8 +81,9 @@ def run_parallel(tasks: Sequence[Callable[[], object]]) -> list:
     shared pool, all with single-threaded BLAS. Waits for every task before returning or
     raising (Ctrl-C included), so no task outlives the call."""
     global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="deltaprop")
+    with _LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="deltaprop")
     with single_threaded_blas():
         futures = [_POOL.submit(task) for task in tasks[1:]]
         interrupted = False
