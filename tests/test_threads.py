@@ -124,30 +124,33 @@ def test_fit_splits_big_steps_by_itself_when_blas_has_two_threads(batch_size):
     assert probe.seen == [2, 2]
 
 
-def test_two_overlapping_runs_in_two_threads_share_one_limit():
+def test_one_thread_owns_the_limit_and_others_never_lift_it():
     pytest.importorskip("threadpoolctl")
     before = threads.blas_threads()
-    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
-    seen = {}
+    net, X, y = random_problem([5, 12, 3], "relu", "softmax", n=500, seed=2)
+    J_ref, g_ref = dp.Objective(net, backend=dp.LocalBackend(threads=2)).value_and_grad(X, y)
+    g_ref = g_ref.copy()
+    owner_in, owner_leave, owner_out = threading.Event(), threading.Event(), threading.Event()
 
-    def first():
+    def owner():
         with threads.single_threaded_blas():
-            first_in.set()
-            second_in.wait(5)
-        first_out.set()
+            owner_in.set()
+            owner_leave.wait(5)
+        owner_out.set()
 
-    def second():
-        first_in.wait(5)
-        with threads.single_threaded_blas():
-            second_in.set()
-            first_out.wait(5)
-            seen["after the first left"] = threads.blas_threads()
-            seen["available"] = threads.available_threads()
-
-    workers = [threading.Thread(target=f) for f in (first, second)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(10)
-    assert seen == {"after the first left": 1, "available": before}
+    thread = threading.Thread(target=owner)
+    thread.start()
+    owner_in.wait(5)
+    with threads.single_threaded_blas():  # entered while the owner limits BLAS
+        assert threads.blas_threads() == 1
+        owner_leave.set()
+        owner_out.wait(5)
+        assert threads.blas_threads() == before  # the owner lifted its limit on leaving
+        assert set(threads.run_parallel([threading.current_thread] * 2)) == {
+            threading.current_thread()
+        }  # no limit in force: the tasks ran in turn here
+        J, g = dp.Objective(net, backend=dp.LocalBackend(threads=2)).value_and_grad(X, y)
+    thread.join(5)
+    assert J == pytest.approx(J_ref, rel=1e-13)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-11, atol=1e-14)
     assert threads.blas_threads() == before

@@ -22,9 +22,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 _POOL: ThreadPoolExecutor | None = None
 _BLAS = None
 _LOCK = threading.Lock()
-_LIMIT = None  # the single-thread limit in force, if any
-_DEPTH = 0  # single_threaded_blas sections open, in any thread
-_OUTER = 1  # blas_threads() on entering the outermost one
+_LOCAL = threading.local()  # per thread: depth of single_threaded_blas, outer thread count
+_OWNER: threading.Thread | None = None  # the thread whose section holds the limit
 
 
 def _blas():
@@ -51,40 +50,54 @@ def blas_threads() -> int:
 def available_threads() -> int:
     """The threads the caller gives us: the BLAS thread count in force outside deltaprop's
     own single-threaded sections (inside one, the count found on entering it)."""
-    return _OUTER if _DEPTH else blas_threads()
+    return _LOCAL.outer if getattr(_LOCAL, "depth", 0) else blas_threads()
 
 
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """BLAS limited to one thread per call while the block runs: process-wide and counted,
-    so nested or concurrent uses (two trainings in two threads) share one limit, set by the
-    first to enter and lifted by the last to leave."""
-    global _DEPTH, _OUTER, _LIMIT
+    """BLAS limited to one thread per call while the block runs (nested uses cost nothing).
+
+    The setting is process-wide and threadpoolctl lets one thread at a time change it, so one
+    thread owns the limit: the first to enter sets it and lifts it when it leaves. A thread
+    entering meanwhile runs under the owner's limit while it lasts and changes nothing, so no
+    setting is ever lifted by a thread that did not make it; ``run_parallel`` checks that
+    the limit holds before it splits.
+    """
+    global _OWNER
+    depth = getattr(_LOCAL, "depth", 0)
+    if not depth:
+        _LOCAL.outer = blas_threads()
+    blas = _blas()
     with _LOCK:
-        if not _DEPTH:
-            _OUTER = blas_threads()
-            blas = _blas()
-            _LIMIT = blas.limit(limits=1) if blas is not None else None
-        _DEPTH += 1
+        owner = not depth and _OWNER is None and blas is not None
+        if owner:
+            _OWNER = threading.current_thread()
     try:
-        yield
+        with blas.limit(limits=1) if owner else contextlib.nullcontext():
+            _LOCAL.depth = depth + 1
+            try:
+                yield
+            finally:
+                _LOCAL.depth = depth
     finally:
-        with _LOCK:
-            _DEPTH -= 1
-            if not _DEPTH and _LIMIT is not None:
-                _LIMIT.restore_original_limits()
-                _LIMIT = None
+        if owner:
+            with _LOCK:
+                _OWNER = None
 
 
 def run_parallel(tasks: Sequence[Callable[[], object]]) -> list:
     """Each task's result, in order: the first runs in the calling thread, the others in the
     shared pool, all with single-threaded BLAS. Waits for every task before returning or
-    raising (Ctrl-C included), so no task outlives the call."""
+    raising (Ctrl-C included), so no task outlives the call. Where BLAS cannot be limited
+    from this thread, the tasks run in turn here instead (the same sums, no oversubscription).
+    """
     global _POOL
     with _LOCK:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="deltaprop")
     with single_threaded_blas():
+        if blas_threads() > 1:
+            return [task() for task in tasks]
         futures = [_POOL.submit(task) for task in tasks[1:]]
         interrupted = False
         try:
