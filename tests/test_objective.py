@@ -181,3 +181,37 @@ def test_split_steps_allocate_nothing_proportional_to_n():
     # two threads' interpreter frames and futures peak together or not (tens of kB); anything
     # per row of a thread's 32,000 would be ≥ 128 kB
     assert large < small + 64_000, (small, large)
+
+
+def test_npy_files_are_read_through_their_own_blocks_not_split(tmp_path):
+    net, X, Y = random_problem([6, 16, 1], "tanh", "identity", n=1500, seed=4)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", Y.ravel())  # 1-D targets: the source shapes them per block
+    source = dp.sources.NpySource(tmp_path / "X.npy", tmp_path / "y.npy")
+    backend = dp.LocalBackend(threads=2)
+    assert backend.threads_for(net, source) == 1
+    J, g = dp.Objective(net, chunk_size=256, backend=backend).value_and_grad(source)
+    J_ref, g_ref = dp.Objective(net, chunk_size=256).value_and_grad(X, Y)
+    assert J == pytest.approx(J_ref, rel=1e-13)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-11, atol=1e-14)
+
+
+def test_a_backend_reused_on_data_of_other_sizes_grows_every_workspace():
+    net, X, y, _ = _split_problem(n=4000)
+    objective = dp.Objective(net, chunk_size=4096, backend=dp.LocalBackend(threads=2))
+    one_partition = dp.sources.ArraySource(X, y, partitions=(4000,))
+    sources = [one_partition, objective.open(X[:200], y[:200]), objective.open(X, y)]
+    for source in sources:  # 1 workspace of 4,000 rows, then 2 of 100, then 2 of 2,000
+        J, g = objective.value_and_grad(source)
+        J_ref, g_ref = dp.Objective(net, chunk_size=4096).value_and_grad(source)
+        assert J == pytest.approx(J_ref, rel=1e-13)
+        np.testing.assert_allclose(g, g_ref, rtol=1e-11, atol=1e-14)
+
+
+def test_a_whole_float_thread_count_is_taken_as_an_integer():
+    net, X, y, _ = _split_problem()
+    backend = dp.LocalBackend(threads=2.0)
+    assert backend.threads == 2
+    dp.Objective(net, backend=backend).value(X, y)
+    with pytest.raises(dp.ConfigError, match="threads"):
+        dp.LocalBackend(threads=1.5)

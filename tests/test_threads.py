@@ -127,6 +127,8 @@ def test_fit_splits_big_steps_by_itself_when_blas_has_two_threads(batch_size):
 def test_one_thread_owns_the_limit_and_others_never_lift_it():
     pytest.importorskip("threadpoolctl")
     before = threads.blas_threads()
+    if before < 2:
+        pytest.skip("BLAS has one thread here: no limit to own")
     net, X, y = random_problem([5, 12, 3], "relu", "softmax", n=500, seed=2)
     J_ref, g_ref = dp.Objective(net, backend=dp.LocalBackend(threads=2)).value_and_grad(X, y)
     g_ref = g_ref.copy()
@@ -154,3 +156,26 @@ def test_one_thread_owns_the_limit_and_others_never_lift_it():
     assert J == pytest.approx(J_ref, rel=1e-13)
     np.testing.assert_allclose(g, g_ref, rtol=1e-11, atol=1e-14)
     assert threads.blas_threads() == before
+
+
+def test_ctrl_c_while_waiting_for_the_workers_is_raised_once_they_are_done():
+    import _thread
+
+    pytest.importorskip("threadpoolctl")
+    done = threading.Event()
+
+    def worker():
+        time.sleep(0.05)
+        _thread.interrupt_main()  # the calling thread is waiting for this task now
+        time.sleep(0.1)
+        done.set()
+
+    with pytest.raises(KeyboardInterrupt):
+        threads.run_parallel([lambda: None, worker])
+    assert done.is_set()
+
+
+def test_without_a_blas_to_limit_the_tasks_run_in_turn(monkeypatch):
+    monkeypatch.setattr(threads, "_blas", lambda: None)
+    ran_in = threads.run_parallel([threading.current_thread] * 3)
+    assert set(ran_in) == {threading.current_thread()}

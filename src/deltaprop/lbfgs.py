@@ -16,6 +16,7 @@ import numpy as np
 from .errors import ConfigError
 from .network import Network
 from .objective import Objective, check_data
+from .sources import ArraySource
 from .training import Callback, History, TrainingInterrupted, TrainingState
 
 
@@ -59,6 +60,7 @@ def fit_lbfgs(
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
         raise ConfigError(f"tol must be a finite number ≥ 0, got {tol!r}")
     objective = Objective(network, l2=l2)
+    source = ArraySource(X, Y, weights, checked=True)  # prepared once, not every evaluation
     state = TrainingState(
         network,
         None,
@@ -75,7 +77,7 @@ def fit_lbfgs(
     def value_and_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
         np.copyto(params, theta, casting="unsafe")
         with np.errstate(over="ignore", invalid="ignore"):
-            J, g = objective.evaluate(X, Y, sample_weight=weights)
+            J, g = objective.evaluate(source)
         last = objective.last
         cache["theta"] = theta.copy()
         cache["record"] = {"objective": J, "loss": last.loss, "grad_norm": float(np.linalg.norm(g))}
@@ -106,14 +108,15 @@ def fit_lbfgs(
     for callback in callbacks:
         callback.on_train_begin(state)
     try:
-        result = minimize(
-            value_and_grad,
-            params.astype(np.float64),
-            method="L-BFGS-B",
-            jac=True,
-            callback=on_iteration,
-            options={"maxiter": max_iter, "maxfun": max_fun, "gtol": tol},
-        )
+        with objective.blas_for_run(source):
+            result = minimize(
+                value_and_grad,
+                params.astype(np.float64),
+                method="L-BFGS-B",
+                jac=True,
+                callback=on_iteration,
+                options={"maxiter": max_iter, "maxfun": max_fun, "gtol": tol},
+            )
     except KeyboardInterrupt:
         if math.isfinite(state.best_score):
             np.copyto(params, best)

@@ -125,7 +125,7 @@ class LocalBackend:
     def __init__(self, threads: int | None = None) -> None:
         if threads is not None and (int(threads) != threads or threads < 1):
             raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
-        self.threads = threads
+        self.threads = None if threads is None else int(threads)
         self._workspaces: list[Workspace] = []
         self._network: Network | None = None
         self._partials: list[np.ndarray] = []
@@ -163,7 +163,7 @@ class LocalBackend:
 
     def threads_for(self, network: Network, source: Source, rows: int | None = None) -> int:
         """How many threads sum ``source`` (or an evaluation of ``rows`` of its rows)."""
-        if not isinstance(source, ArraySource) or not source.split:
+        if type(source) is not ArraySource or not source.split:  # arrays in memory only
             return 1
         n = len(source) if rows is None else rows
         if self.threads is not None:
@@ -199,10 +199,14 @@ class LocalBackend:
         return loss, correct
 
     def _workspaces_for(self, network: Network, rows: int, count: int) -> list[Workspace]:
-        if self._network is not network or self._workspaces[0].rows < rows:
+        """``count`` workspaces of at least ``rows`` rows (made or remade as needed)."""
+        if self._network is not network:
             self._workspaces, self._network = [], network
-        while len(self._workspaces) < count:
-            self._workspaces.append(Workspace(network, rows))
+        for i in range(count):
+            if i == len(self._workspaces):
+                self._workspaces.append(Workspace(network, rows))
+            elif self._workspaces[i].rows < rows:
+                self._workspaces[i] = Workspace(network, rows)
         return self._workspaces[:count]
 
     def _partials_like(self, grad: np.ndarray, count: int) -> list[np.ndarray]:

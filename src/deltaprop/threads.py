@@ -4,7 +4,7 @@ NumPy releases the GIL inside its array loops and BLAS calls, so threads that ea
 kernel on their own rows, with single-threaded BLAS, put every core to work on the whole
 step: the element-wise passes too, which stay on one core while a multi-threaded BLAS waits
 between products. BLAS threads are read and limited with threadpoolctl (an optional
-dependency; without it everything runs in the calling thread).
+dependency; without it every task runs in the calling thread).
 
 A multi-threaded BLAS call leaves OpenBLAS's worker threads spinning for a while, taking a
 core from the kernel's threads (measured: the next split step 2x slower, even 0.2 s later),
@@ -88,19 +88,23 @@ def single_threaded_blas() -> Iterator[None]:
 def run_parallel(tasks: Sequence[Callable[[], object]]) -> list:
     """Each task's result, in order: the first runs in the calling thread, the others in the
     shared pool, all with single-threaded BLAS. Waits for every task before returning or
-    raising (Ctrl-C included), so no task outlives the call. Where BLAS cannot be limited
-    from this thread, the tasks run in turn here instead (the same sums, no oversubscription).
+    raising (Ctrl-C included: it is raised once they are done), so no task outlives the call.
+    Where BLAS cannot be limited to one thread from here (no threadpoolctl, or another thread
+    holds the setting), the tasks run in turn in the calling thread instead: the same ranges
+    without oversubscribing the cores (only the multi-threaded BLAS's rounding can differ).
     """
     global _POOL
     with _LOCK:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="deltaprop")
     with single_threaded_blas():
-        if blas_threads() > 1:
+        blas = _blas()
+        if blas is None or not blas.lib_controllers or blas_threads() > 1:
             return [task() for task in tasks]
-        futures = [_POOL.submit(task) for task in tasks[1:]]
-        interrupted = False
+        futures, interrupted = [], False
         try:
+            for task in tasks[1:]:
+                futures.append(_POOL.submit(task))
             first = tasks[0]()
         finally:
             while True:
@@ -109,6 +113,6 @@ def run_parallel(tasks: Sequence[Callable[[], object]]) -> list:
                     break
                 except KeyboardInterrupt:  # the workers still read θ: let them finish first
                     interrupted = True
-        if interrupted:
-            raise KeyboardInterrupt
+            if interrupted:
+                raise KeyboardInterrupt
         return [first, *(f.result() for f in futures)]
