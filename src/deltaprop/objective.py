@@ -128,6 +128,7 @@ class LocalBackend:
         self.threads = None if threads is None else int(threads)
         self._workspaces: list[Workspace] = []
         self._network: Network | None = None
+        self._rows = 0  # the workspaces' height
         self._partials: list[np.ndarray] = []
 
     def prepare(self, network: Network, source: Source, rows: int) -> Prepared:
@@ -159,7 +160,7 @@ class LocalBackend:
         return loss, correct
 
     def close(self) -> None:
-        self._workspaces, self._network, self._partials = [], None, []
+        self._workspaces, self._network, self._rows, self._partials = [], None, 0, []
 
     def threads_for(self, network: Network, source: Source, rows: int | None = None) -> int:
         """How many threads sum ``source`` (or an evaluation of ``rows`` of its rows)."""
@@ -199,14 +200,12 @@ class LocalBackend:
         return loss, correct
 
     def _workspaces_for(self, network: Network, rows: int, count: int) -> list[Workspace]:
-        """``count`` workspaces of at least ``rows`` rows (made or remade as needed)."""
-        if self._network is not network:
-            self._workspaces, self._network = [], network
-        for i in range(count):
-            if i == len(self._workspaces):
-                self._workspaces.append(Workspace(network, rows))
-            elif self._workspaces[i].rows < rows:
-                self._workspaces[i] = Workspace(network, rows)
+        """``count`` workspaces, all of the same height of at least ``rows`` rows."""
+        if self._network is not network or self._rows < rows or len(self._workspaces) < count:
+            if self._network is not network or self._rows < rows:
+                self._workspaces, self._network, self._rows = [], network, rows
+            missing = count - len(self._workspaces)
+            self._workspaces += [Workspace(network, self._rows) for _ in range(missing)]
         return self._workspaces[:count]
 
     def _partials_like(self, grad: np.ndarray, count: int) -> list[np.ndarray]:
@@ -267,8 +266,10 @@ class Objective:
         """(J, g) for already validated arrays (or a ``Source``); the loop ``fit`` runs."""
         source = X if isinstance(X, Source) else ArraySource(X, Y, sample_weight, checked=True)
         prepared = self.prepare(source)
-        with single_threaded_blas() if prepared.threads > 1 else nullcontext():
-            return self._evaluate(prepared, with_grad)
+        if prepared.threads > 1:
+            with single_threaded_blas():
+                return self._evaluate(prepared, with_grad)
+        return self._evaluate(prepared, with_grad)
 
     def _evaluate(self, prepared: Prepared, with_grad: bool) -> tuple[float, np.ndarray]:
         net = self.network
