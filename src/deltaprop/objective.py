@@ -113,13 +113,14 @@ class LocalBackend:
     and the partition sums added in order. Memory is one ``Workspace`` of ``rows`` rows.
 
     Arrays given without partitions are split into one row range per thread when each range
-    is worth a thread: rows × weights ≥ ``MIN_WORK_PER_THREAD`` multiply-adds (``threads``:
-    default the BLAS thread count the caller allows, which needs threadpoolctl; an explicit count
-    splits any data). Each range runs through the kernel in its own thread with single-threaded
-    BLAS and the range sums are added in order, so a given thread count always gives the same
-    bits. The threads share the chunk: each works through blocks of ``rows`` / threads rows,
-    so the workspaces together stay O(chunk × width), plus a gradient buffer per extra thread
-    (measured: the wide net as fast with 2,048 to 8,192 rows per thread).
+    is worth a thread: rows × weights ≥ ``MIN_WORK_PER_THREAD`` multiply-adds and rows ≥
+    ``MIN_ROWS_PER_THREAD`` (``threads``: default the BLAS thread count the caller allows,
+    which needs threadpoolctl; an explicit count splits any in-memory arrays). Each range
+    runs through the kernel in its own thread with single-threaded BLAS and the range sums
+    are added in order, so a given thread count always gives the same bits. The threads
+    share the chunk: each works through blocks of ``rows`` / threads rows, so the workspaces
+    together stay O(chunk × width), plus a gradient buffer per extra thread (measured: the
+    wide net as fast with 2,048 to 8,192 rows per thread).
     """
 
     def __init__(self, threads: int | None = None) -> None:
