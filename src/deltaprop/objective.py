@@ -110,7 +110,8 @@ def partition_sum(
 
 class LocalBackend:
     """The in-process chunk loop: every partition's blocks through the kernel, one by one,
-    and the partition sums added in order. Memory is one ``Workspace`` of ``rows`` rows.
+    and the partition sums added in order. Memory is one ``Workspace`` of ``rows`` rows
+    (shared out among the threads of a split step, below).
 
     Arrays given without partitions are split into one row range per thread when each range
     is worth a thread: rows × weights ≥ ``MIN_WORK_PER_THREAD`` multiply-adds and rows ≥
