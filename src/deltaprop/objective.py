@@ -19,6 +19,7 @@ import numpy as np
 
 from .backprop import Workspace, loss_and_grad_sum
 from .errors import ConfigError
+from .fused import kernels
 from .network import Network
 from .sources import (
     ArraySource,
@@ -172,7 +173,8 @@ class LocalBackend:
         if self.threads is not None:
             return min(self.threads, n)
         per_thread = max(MIN_WORK_PER_THREAD // max(network.n_weights, 1), MIN_ROWS_PER_THREAD)
-        return max(min(available_threads(), n // per_thread), 1)
+        worth = n // per_thread  # threads the rows are worth; BLAS is asked only if ≥ 2
+        return min(available_threads(), worth) if worth > 1 else 1
 
     def _split(self, network: Network, source: Source) -> ArraySource | None:
         """The rows as one partition per thread, or None to sum them in the calling thread."""
@@ -282,10 +284,15 @@ class Objective:
         w = net.params[: net.n_weights]
         J = loss + 0.5 * self.l2 * float(np.vdot(w, w)) if self.l2 else loss
         if with_grad:
-            self.grad *= 1.0 / total
-            if self.l2:
-                np.multiply(w, self.l2, out=self._penalty)
-                self.grad_weights += self._penalty
+            compiled = kernels(self.grad) if self.l2 else None
+            if compiled is not None:  # one pass, the same bits as the NumPy lines below
+                dtype = self.grad.dtype.type
+                compiled.scale_and_decay(self.grad, w, dtype(1.0 / total), dtype(self.l2))
+            else:
+                self.grad *= 1.0 / total
+                if self.l2:
+                    np.multiply(w, self.l2, out=self._penalty)
+                    self.grad_weights += self._penalty
         self.last = Evaluation(J, loss, correct, prepared.n, total)
         return J, self.grad
 

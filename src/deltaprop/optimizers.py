@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from .errors import ConfigError
+from .fused import kernels
 
 
 def _check_rate(name: str, value: float) -> float:
@@ -115,6 +116,14 @@ class Adam(Optimizer):
         first, second, scratch = self._buffers(params, ("first", "second", "scratch"))
         self.steps += 1
         t = self.steps
+        # a Python float: NumPy's float64 scalar would force a float64 pass over float32 θ
+        rate = self.learning_rate * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
+        compiled = kernels(params)
+        if compiled is not None:  # one pass, the same bits as the NumPy lines below
+            b1, b2 = self.beta1, self.beta2
+            constants = (params.dtype.type(c) for c in (b1, 1 - b1, b2, 1 - b2, self.eps, rate))
+            compiled.adam(params, grad, first, second, *constants)
+            return
         first *= self.beta1
         np.multiply(grad, 1 - self.beta1, out=scratch)
         first += scratch
@@ -122,8 +131,6 @@ class Adam(Optimizer):
         np.multiply(grad, grad, out=scratch)
         scratch *= 1 - self.beta2
         second += scratch
-        # a Python float: NumPy's float64 scalar would force a float64 pass over float32 θ
-        rate = self.learning_rate * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
         np.sqrt(second, out=scratch)
         scratch += self.eps
         np.divide(first, scratch, out=scratch)
