@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fused import times_derivative
 from .losses import label_entries
 from .network import Network
 
@@ -117,8 +118,7 @@ def loss_and_grad_sum(
                 np.multiply(delta, W, out=previous)
             else:
                 np.matmul(delta, W, out=previous)
-            network.activations[h - 1].derivative(Z[h], slope)
-            previous *= slope
+            times_derivative(previous, Z[h], network.activations[h - 1], slope)
             delta = previous
     if accumulate:
         grad += ws.partial

@@ -8,6 +8,7 @@ import numpy as np
 
 from .activations import Activation, get_activation
 from .errors import ConfigError, DataError
+from .fused import add_bias
 from .losses import OutputLoss, get_output
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -116,9 +117,7 @@ class Network:
                 np.matmul(W, outputs[-1].T, out=out.T)
             else:
                 np.matmul(outputs[-1], W.T, out=out)
-            out += b
-            if h < last:
-                self.activations[h].function(out, out)
+            add_bias(out, b, self.activations[h] if h < last else None)
             outputs.append(out)
         return outputs
 

@@ -284,7 +284,7 @@ class Objective:
         w = net.params[: net.n_weights]
         J = loss + 0.5 * self.l2 * float(np.vdot(w, w)) if self.l2 else loss
         if with_grad:
-            compiled = kernels(self.grad) if self.l2 else None
+            compiled = kernels() if self.l2 else None
             if compiled is not None:  # one pass, the same bits as the NumPy lines below
                 dtype = self.grad.dtype.type
                 compiled.scale_and_decay(self.grad, w, dtype(1.0 / total), dtype(self.l2))

@@ -3,9 +3,10 @@ lecture's notation, for one sample and then for the batch.
 
 Every number comes from the engine: the forward pass is ``Network.forward_chunk`` (the
 pre-activations a^(h) are recorded by wrapping each layer's σ record, which the forward
-pass calls with a^(h)), δ^(h), σ′(a^(h)) and Σ_i ∇ℓ_i are what ``backprop.loss_and_grad_sum``
-leaves in its ``Workspace``, the gradient of J is the core ``Objective``'s and the update is
-``GradientDescent.step``. Nothing is re-derived here.
+pass calls with a^(h)), δ^(h) and Σ_i ∇ℓ_i are what ``backprop.loss_and_grad_sum`` leaves
+in its ``Workspace``, σ′(a^(h)) is the σ record's derivative at the recorded z^(h), the
+gradient of J is the core ``Objective``'s and the update is ``GradientDescent.step``.
+Nothing is re-derived here.
 """
 
 from __future__ import annotations
@@ -77,8 +78,10 @@ def trace(network: Network, X: np.ndarray, Y: np.ndarray) -> Trace:
     grad = np.zeros_like(network.params)
     loss = loss_and_grad_sum(network, X, Y, grad, workspace)[0]
     deltas = [d[:m].copy() for d in workspace.deltas] + [workspace.layers[-1][:m].copy()]
-    slopes = [s[:m].copy() for s in workspace.slopes]
     hidden_z = [z.copy() for z in Z[:-1]]
+    slopes = [np.empty_like(z) for z in hidden_z[1:]]
+    for activation, z, slope in zip(network.activations, hidden_z[1:], slopes):
+        activation.derivative(z, slope)  # the kernel's σ′ (which it may fuse into δ ∘ σ′)
     return Trace([*hidden_a, logits], hidden_z, f, slopes, deltas, loss, grad)
 
 
