@@ -7,6 +7,7 @@ import pytest
 
 import deltaprop as dp
 from deltaprop import fused
+from deltaprop.backprop import _count_correct
 
 pytest.importorskip("numba")
 
@@ -122,6 +123,41 @@ def test_bias_activation_and_derivative_kernels_keep_nan_inf_and_signed_zeros(na
         np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))  # the bits
 
 
+@pytest.mark.parametrize("label_dtype", [np.int64, np.uint8])
+def test_softmax_label_kernels_keep_ties_nan_and_infinities(label_dtype, numpy_only):
+    net = dp.Network([3, 4], "relu", "softmax", seed=0)
+    rng = np.random.default_rng(5)
+    logits = rng.standard_normal((40, 4)).astype(np.float32)
+    logits[0] = [1.0, 1.0, 0.5, 1.0]  # a tie: the first maximum wins
+    logits[1] = [0.0, np.nan, 2.0, np.nan]  # NaN: argmax is the first NaN, max is NaN
+    logits[2] = [np.nan, 3.0, 0.0, 0.0]
+    logits[3] = [-np.inf, np.inf, 0.0, 1.0]
+    logits[4] = [-0.0, 0.0, -1.0, -0.0]
+    labels = (np.arange(40) % 4).astype(label_dtype)
+    labels[:5] = [0, 1, 0, 1, 1]
+    rows = np.arange(40)
+
+    def run():
+        a = np.empty((4, 40), np.float32).T  # the kernel's transposed logits
+        a[...] = logits
+        with np.errstate(invalid="ignore"):
+            correct = _count_correct(net, a, labels, rows)
+            loss = net.output.loss_and_delta(a, labels, rows)
+        return correct, loss, a.copy()
+
+    (correct, loss, delta), (want_correct, want_loss, want_delta) = run(), numpy_only(run)
+    assert correct == want_correct and correct > 2
+    assert np.isnan(loss) and np.isnan(want_loss)
+    np.testing.assert_array_equal(delta.view(np.int32), want_delta.view(np.int32))
+    finite = slice(5, None)  # without the special rows the loss is a number, equal in both
+    a, b = np.empty((4, 35), np.float32).T, np.empty((4, 35), np.float32).T
+    a[...] = b[...] = logits[finite]
+    loss_fused = net.output.loss_and_delta(a, labels[finite], rows[:35])
+    loss_numpy = numpy_only(lambda: net.output.loss_and_delta(b, labels[finite], rows[:35]))
+    assert loss_fused == loss_numpy
+    np.testing.assert_array_equal(a, b)
+
+
 def test_a_training_step_runs_through_the_kernels(monkeypatch):
     compiled, calls = fused._compiled(), []
 
@@ -141,4 +177,6 @@ def test_a_training_step_runs_through_the_kernels(monkeypatch):
         dp.fit(net, X, y, l2=1e-3, optimizer=dp.Adam(), epochs=1)
         forward = ["add_bias_relu"] * 2 if activation == "relu" else ["add_bias"] * 2
         backward = [f"times_{activation}_prime"] * 2
-        assert calls == [*forward, "add_bias", *backward, "scale_and_decay", "adam"]
+        labels = ["count_argmax_hits", "shift_and_pick", "subtract_one_at_labels"]
+        expected = [*forward, "add_bias", *labels, *backward, "scale_and_decay", "adam"]
+        assert calls == expected

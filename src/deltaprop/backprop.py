@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fused import times_derivative
+from .fused import kernels, times_derivative
 from .losses import label_entries
 from .network import Network
 
@@ -130,9 +130,13 @@ def _count_correct(network: Network, logits: np.ndarray, Y: np.ndarray, rows: np
 
     For labels: rows whose labelled logit equals the row maximum, when no row has a tie for
     the maximum (else argmax, which breaks ties by the first index). NumPy's argmax over a
-    short row is several times slower than these whole-array passes.
+    short row is several times slower than these whole-array passes; Numba's kernel, when
+    there, does the argmax row by row in one call.
     """
     if network.output.name == "softmax":
+        compiled = kernels() if Y.ndim == 1 and logits.T.flags.c_contiguous else None
+        if compiled is not None:
+            return compiled.count_argmax_hits(logits.T, Y)
         if Y.ndim == 1:
             top = logits.max(axis=1)
             flat, index = label_entries(logits, Y, rows)

@@ -120,6 +120,44 @@ def _times_sigmoid_prime(delta, z):  # σ′ = z(1 − z), as (1 − z)·z
         d[i] = d[i] * ((one - z[i]) * z[i])
 
 
+def _count_argmax_hits(logits_t, labels):
+    """Rows i whose argmax_k A_ik equals y_i, as np.argmax picks it (the first maximum, or
+    the first NaN); the logits stored transposed (K × m)."""
+    correct = 0
+    for i in range(logits_t.shape[1]):
+        top, best = logits_t[0, i], 0
+        for k in range(1, logits_t.shape[0]):
+            if top != top:
+                break
+            v = logits_t[k, i]
+            if v > top or v != v:
+                top, best = v, k
+        correct += best == labels[i]
+    return correct
+
+
+def _shift_and_pick(logits_t, labels, picked):
+    """A_i ← A_i − max_k A_ik (NaN propagates, as in np.max) and picked_i = A_{i y_i}, per
+    row of the transposed (K × m) logits."""
+    for i in range(logits_t.shape[1]):
+        top = logits_t[0, i]
+        for k in range(1, logits_t.shape[0]):
+            if top != top:
+                break
+            v = logits_t[k, i]
+            if v > top or v != v:
+                top = v
+        for k in range(logits_t.shape[0]):
+            logits_t[k, i] -= top
+        picked[i] = logits_t[labels[i], i]
+
+
+def _subtract_one_at_labels(probabilities_t, labels):
+    """δ = f − Ỹ for labels: f_{i y_i} − 1 (transposed K × m)."""
+    for i in range(probabilities_t.shape[1]):
+        probabilities_t[labels[i], i] -= 1
+
+
 _KERNELS = (
     _adam,
     _scale_and_decay,
@@ -128,5 +166,8 @@ _KERNELS = (
     _times_relu_prime,
     _times_tanh_prime,
     _times_sigmoid_prime,
+    _count_argmax_hits,
+    _shift_and_pick,
+    _subtract_one_at_labels,
 )
 _DERIVATIVES = {name: f"times_{name}_prime" for name in ("relu", "tanh", "sigmoid")}

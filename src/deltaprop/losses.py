@@ -13,6 +13,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .errors import ConfigError
+from .fused import kernels
 
 _sigmoid = ACTIVATIONS["sigmoid"].function
 
@@ -39,12 +40,17 @@ def label_entries(a: np.ndarray, y: np.ndarray, rows: np.ndarray):
 
 def _softmax_cross_entropy(a, y, rows, weights=None):
     """ℓ = −Σ_k Ỹ_k log f_k = log Σ_k exp a_k − a·Ỹ (log-sum-exp); a ← f − Ỹ."""
-    a -= a.max(axis=1, keepdims=True)
-    if y.ndim == 1:
-        flat, index = label_entries(a, y, rows)
-        picked = flat[index]
+    compiled = kernels() if y.ndim == 1 and a.T.flags.c_contiguous else None
+    if compiled is not None:  # the kernel's transposed logits: one pass, the same bits
+        picked = np.empty(len(a), a.dtype)
+        compiled.shift_and_pick(a.T, y, picked)
     else:
-        picked = np.einsum("ij,ij->i", a, y) if weights is not None else np.vdot(a, y)
+        a -= a.max(axis=1, keepdims=True)
+        if y.ndim == 1:
+            flat, index = label_entries(a, y, rows)
+            picked = flat[index]
+        else:
+            picked = np.einsum("ij,ij->i", a, y) if weights is not None else np.vdot(a, y)
     np.exp(a, out=a)
     norm = a.sum(axis=1, keepdims=True)
     a /= norm
@@ -53,7 +59,9 @@ def _softmax_cross_entropy(a, y, rows, weights=None):
         loss = float(log_norm.sum() - np.sum(picked))
     else:
         loss = float(np.vdot(weights, log_norm - picked))
-    if y.ndim == 1:
+    if compiled is not None:
+        compiled.subtract_one_at_labels(a.T, y)
+    elif y.ndim == 1:
         flat[index] -= 1
     else:
         a -= y
