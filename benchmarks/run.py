@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
     rates = [measure.sgemm_gflops(sgemm_size)]
     results = {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, NumPy {np.__version__}",
+        f"Python {platform.python_version()}, NumPy {np.__version__}, {kernel_path()}",
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "loadavg": measure.loadavg(),
         "engines": names,
@@ -226,6 +226,15 @@ def main(argv: list[str] | None = None) -> dict:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
     return results
+
+
+def kernel_path() -> str:
+    """Which element-wise path deltaprop runs here: its Numba kernels or NumPy alone."""
+    if dp.fused.kernels() is None:
+        return "deltaprop: NumPy only (no Numba, or DELTAPROP_NUMBA=0)"
+    import numba
+
+    return f"deltaprop: Numba {numba.__version__} kernels"
 
 
 if __name__ == "__main__":
