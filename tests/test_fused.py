@@ -60,6 +60,20 @@ def test_fused_adam_steps_give_the_numpy_bits(dtype, numpy_only):
         np.testing.assert_array_equal(state[name], reference_state[name])
 
 
+def test_adam_on_mixed_dtypes_or_shapes_stays_in_numpy(numpy_only):
+    theta0 = np.linspace(-1, 1, 12, dtype=np.float32)
+    grad = np.linspace(0.5, -0.5, 12)  # float64
+
+    def run(theta):
+        adam = dp.Adam(1e-2)
+        adam.step(theta, grad.astype(np.float64) if theta.ndim == 1 else grad.reshape(3, 4))
+        return theta
+
+    np.testing.assert_array_equal(run(theta0.copy()), numpy_only(lambda: run(theta0.copy())))
+    square = run(theta0.reshape(3, 4).copy())
+    np.testing.assert_array_equal(square, numpy_only(lambda: run(theta0.reshape(3, 4).copy())))
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fused_scale_and_decay_gives_the_numpy_gradient(dtype, numpy_only):
     net = dp.Network([30, 22, 10], "relu", "softmax", dtype, seed=0)

@@ -118,7 +118,8 @@ class Adam(Optimizer):
         t = self.steps
         # a Python float: NumPy's float64 scalar would force a float64 pass over float32 θ
         rate = self.learning_rate * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
-        compiled = kernels()
+        flat = params.ndim == 1 and grad.shape == params.shape and grad.dtype == params.dtype
+        compiled = kernels() if flat else None
         if compiled is not None:  # one pass, the same bits as the NumPy lines below
             b1, b2 = self.beta1, self.beta2
             constants = (params.dtype.type(c) for c in (b1, 1 - b1, b2, 1 - b2, self.eps, rate))
