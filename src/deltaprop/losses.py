@@ -41,9 +41,11 @@ def label_entries(a: np.ndarray, y: np.ndarray, rows: np.ndarray):
 def _softmax_cross_entropy(a, y, rows, weights=None):
     """ℓ = −Σ_k Ỹ_k log f_k = log Σ_k exp a_k − a·Ỹ (log-sum-exp); a ← f − Ỹ."""
     compiled = kernels() if y.ndim == 1 and a.T.flags.c_contiguous else None
-    if compiled is not None:  # the kernel's transposed logits: one pass, the same bits
-        picked = np.empty(len(a), a.dtype)
+    if compiled is not None:  # the kernel's transposed logits: fewer passes, the same bits
+        picked, norm = np.empty((2, len(a)), a.dtype)
         compiled.shift_and_pick(a.T, y, picked)
+        np.exp(a, out=a)
+        compiled.normalize_and_subtract_labels(a.T, y, norm)
     else:
         a -= a.max(axis=1, keepdims=True)
         if y.ndim == 1:
@@ -51,20 +53,18 @@ def _softmax_cross_entropy(a, y, rows, weights=None):
             picked = flat[index]
         else:
             picked = np.einsum("ij,ij->i", a, y) if weights is not None else np.vdot(a, y)
-    np.exp(a, out=a)
-    norm = a.sum(axis=1, keepdims=True)
-    a /= norm
+        np.exp(a, out=a)
+        norm = a.sum(axis=1, keepdims=True)
+        a /= norm
+        if y.ndim == 1:
+            flat[index] -= 1
+        else:
+            a -= y
     log_norm = np.log(norm).ravel()
     if weights is None:
-        loss = float(log_norm.sum() - np.sum(picked))
+        loss = float(log_norm.sum() - picked.sum())
     else:
         loss = float(np.vdot(weights, log_norm - picked))
-    if compiled is not None:
-        compiled.subtract_one_at_labels(a.T, y)
-    elif y.ndim == 1:
-        flat[index] -= 1
-    else:
-        a -= y
     return _weigh_rows(a, weights, loss)
 
 
