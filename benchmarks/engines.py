@@ -1,6 +1,7 @@
 """The engines compared: deltaprop, scikit-learn, PyTorch (eager and torch.compile) and JAX.
 
-Each engine is built once per workload (compilation and warm-up happen there, untimed), then
+Each engine is built once per workload and warmed by one untimed ``reset()`` + ``run()`` (the
+harness does it for every engine: compilation, lazy imports, Numba's kernels, allocations), then
 ``reset()`` puts θ_0 back (untimed) and ``run()`` performs the workload's steps (timed).
 ``params()`` returns the final θ in deltaprop's flat layout [all W (out × in) | all b], so
 one float64 objective judges every engine's result.
@@ -145,9 +146,6 @@ class PyTorch:
             self.loss = torch.nn.functional.cross_entropy
         else:
             self.loss = lambda out, target: 0.5 * torch.nn.functional.mse_loss(out, target)
-        if self.compiled:  # compile now, not in the timed runs
-            self.reset()
-            self.run()
 
     def reset(self) -> None:
         torch, w = self.torch, self.w
@@ -237,8 +235,6 @@ class Jax:
         else:
             self.X, self.y = jnp.asarray(X), jnp.asarray(y)
             self.step = jax.jit(gd_step, donate_argnums=0)
-        self.reset()
-        self.run()  # compile now, not in the timed runs
 
     def reset(self) -> None:
         jnp = self.jax.numpy

@@ -49,9 +49,13 @@ def bench_workload(w: Workload, names: list[str], args, sgemm: float, notes: lis
     built = {}
     for name in names:
         try:
-            built[name] = engines.CLASSES[name](w, X, y, theta0)
+            engine = engines.CLASSES[name](w, X, y, theta0)
+            engine.reset()
+            engine.run()  # first-call costs (compiling, lazy loading) stay untimed
         except Exception as err:  # an engine that cannot run this workload is noted, not fatal
             notes.append(f"{name} skipped on {w.name}: {type(err).__name__}: {err}"[:300])
+        else:
+            built[name] = engine
     times = {name: [] for name in built}
     peaks = {name: 0.0 for name in built}
     loads = []
