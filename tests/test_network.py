@@ -78,3 +78,34 @@ def test_copy_and_astype_are_independent():
     assert net.weights[0][0, 0] != twin.weights[0][0, 0]
     wide = net.astype("float64")
     assert wide.params.dtype == np.float64 and np.shares_memory(wide.weights[0], wide.params)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_all_finite_finds_every_nan_and_infinity(dtype, layout):
+    from deltaprop.network import all_finite
+
+    base = np.random.default_rng(0).standard_normal((37, 11)).astype(dtype)
+    for bad in (np.nan, np.inf, -np.inf):
+        for row, col in [(0, 0), (36, 10), (18, 5)]:
+            X = base.copy()
+            X[row, col] = bad
+            X = {"C": X, "F": np.asfortranarray(X), "strided": X[:, ::2]}[layout]
+            if layout == "strided" and col % 2:
+                assert all_finite(X)
+            else:
+                assert not all_finite(X), (bad, row, col)
+    X = {"C": base, "F": np.asfortranarray(base), "strided": base[:, ::2]}[layout]
+    assert all_finite(X)
+    assert all_finite(np.arange(12).reshape(3, 4))  # integers are always finite
+
+
+def test_all_finite_accepts_huge_finite_values_whose_sum_overflows():
+    from deltaprop.network import all_finite
+
+    X = np.full((4, 3), np.finfo(np.float32).max, np.float32)
+    assert not np.isfinite(X.sum())
+    assert all_finite(X)
+    with pytest.raises(dp.DataError, match=r"row 2, column 1"):
+        X[2, 1] = np.nan
+        dp.Network([3, 2]).forward(X)

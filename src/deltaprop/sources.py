@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .network import Network, check_features
+from .network import Network, all_finite, check_features
 
 Block = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
 
@@ -399,7 +399,7 @@ def check_targets(network: Network, Y, n: int) -> np.ndarray:
         raise DataError(f"X has {n} rows but Y has shape {Y.shape}; give one target per sample")
     if not np.issubdtype(Y.dtype, np.number) or np.issubdtype(Y.dtype, np.complexfloating):
         raise DataError(f"Y must be numeric, got dtype {Y.dtype}; encode class names as 0..K−1")
-    if not np.isfinite(np.sum(Y, dtype=np.float64)) and not np.isfinite(Y).all():
+    if not all_finite(Y):
         raise DataError("Y contains NaN or infinity; remove or impute those targets")
     if output.accepts_labels and Y.ndim == 1:
         if not np.issubdtype(Y.dtype, np.integer):
