@@ -96,6 +96,33 @@ def test_fused_scale_and_decay_gives_the_numpy_gradient(dtype, numpy_only):
     np.testing.assert_array_equal(g, reference_g)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("l2", [0.0, 0.03])
+def test_adam_finishing_the_gradient_in_its_pass_gives_the_numpy_bits(dtype, l2, numpy_only):
+    net = dp.Network([30, 22, 10], "relu", "softmax", dtype, seed=0)
+    theta0 = net.params.copy()
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((50, 30)), rng.integers(0, 10, 50)
+    weights = rng.uniform(0.5, 2.0, 50)
+
+    def steps(fused_finish):
+        np.copyto(net.params, theta0)
+        objective, adam = dp.Objective(net, l2=l2), dp.Adam(1e-2)
+        for _ in range(3):
+            _, g = objective.evaluate(X, y, sample_weight=weights, finish=not fused_finish)
+            if fused_finish:
+                adam.finish_and_step(net.params, g, objective.finish)
+            else:
+                adam.step(net.params, g)
+        return net.params.copy(), g.copy(), adam.state_dict()["arrays"]["second"]
+
+    reference = numpy_only(lambda: steps(False))
+    for got in (steps(True), steps(False), numpy_only(lambda: steps(True))):
+        for array, want in zip(got, reference):
+            np.testing.assert_array_equal(array, want)  # θ, the finished g, v
+    assert not np.array_equal(reference[0], theta0)
+
+
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "identity"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("batch_size", [None, 64])
@@ -112,13 +139,14 @@ def test_fused_training_is_the_numpy_training(activation, dtype, batch_size, num
             net, X, y, l2=1e-3, optimizer=adam, epochs=3, batch_size=batch_size, seed=0,
             chunk_size=100,  # several blocks, the last one short
         )  # fmt: skip
-        return net.params.copy(), history["objective"]
+        return net.params.copy(), history["objective"], history["grad_norm"]
 
-    theta, objective = train()
-    reference_theta, reference_objective = numpy_only(train)
+    theta, objective, grad_norm = train()
+    reference_theta, reference_objective, reference_grad_norm = numpy_only(train)
     assert not np.array_equal(theta, theta0)
     np.testing.assert_array_equal(theta, reference_theta)
     np.testing.assert_array_equal(objective, reference_objective)
+    np.testing.assert_array_equal(grad_norm, reference_grad_norm)
 
 
 @pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid", "identity"])

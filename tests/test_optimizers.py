@@ -66,3 +66,28 @@ def test_bad_momentum_and_betas_are_refused():
         dp.Momentum(0.1, momentum=1.0)
     with pytest.raises(dp.ConfigError, match="beta2"):
         dp.Adam(beta2=1.5)
+
+
+class PlainStep(dp.Optimizer):
+    """An optimizer written against the base class: only ``step``."""
+
+    def step(self, params, grad):
+        params -= self.learning_rate * grad
+
+
+@pytest.mark.parametrize("make", [lambda: dp.GradientDescent(0.1), lambda: PlainStep(0.1), dp.Adam])
+def test_mini_batch_fit_is_evaluate_then_step_on_the_finished_gradient(make):
+    net = dp.Network([4, 6, 3], "tanh", seed=0)
+    theta0 = net.params.copy()
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+    dp.fit(net, X, y, l2=0.05, optimizer=make(), epochs=2, batch_size=16, shuffle=False)
+    trained = net.params.copy()
+    np.copyto(net.params, theta0)
+    objective, optimizer = dp.Objective(net, l2=0.05), make()
+    for _ in range(2):
+        for begin in range(0, 40, 16):
+            rows = slice(begin, begin + 16)
+            optimizer.step(net.params, objective.value_and_grad(X[rows], y[rows])[1])
+    np.testing.assert_array_equal(trained, net.params)
+    assert not np.array_equal(trained, theta0)

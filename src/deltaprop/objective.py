@@ -32,7 +32,15 @@ from .sources import (
 )
 from .threads import available_threads, run_parallel, single_threaded_blas
 
-__all__ = ["Backend", "Evaluation", "LocalBackend", "Objective", "Prepared", "check_data"]
+__all__ = [
+    "Backend",
+    "Evaluation",
+    "GradientFinish",
+    "LocalBackend",
+    "Objective",
+    "Prepared",
+    "check_data",
+]
 __all__ += ["check_l2", "check_targets", "partition_sum"]
 
 DEFAULT_CHUNK = 8192
@@ -60,6 +68,30 @@ class Evaluation:
     @property
     def accuracy(self) -> float:
         return self.correct / self.n if self.n else float("nan")
+
+
+@dataclass(frozen=True)
+class GradientFinish:
+    """What turns the sums Σ_i w_i ∇ℓ_i into g: g ← sums · scale + λ[w; 0], scale = 1/Σ_i w_i
+    (``scratch``: ``n_weights`` entries for the NumPy path's λw)."""
+
+    scale: float
+    l2: float
+    n_weights: int
+    scratch: np.ndarray
+
+    def apply(self, params: np.ndarray, grad: np.ndarray) -> None:
+        """Finish ``grad`` in place (λw read from ``params``)."""
+        w = params[: self.n_weights]
+        compiled = kernels() if self.l2 else None
+        if compiled is not None:  # one pass, the same bits as the NumPy lines below
+            dtype = grad.dtype.type
+            compiled.scale_and_decay(grad, w, dtype(self.scale), dtype(self.l2))
+            return
+        grad *= self.scale
+        if self.l2:
+            np.multiply(w, self.l2, out=self.scratch)
+            grad[: self.n_weights] += self.scratch
 
 
 @dataclass
@@ -245,12 +277,12 @@ class Objective:
         self.chunk_size = int(chunk_size or DEFAULT_CHUNK)
         self.backend = backend
         self.grad = np.zeros_like(network.params)
-        self.grad_weights = self.grad[: network.n_weights]
         self._penalty = np.empty(network.n_weights, network.dtype)
         self._local = LocalBackend()
         self._dask: Backend | None = None
         self._prepared: Prepared | None = None
         self.last = Evaluation()
+        self.finish: GradientFinish | None = None  # the last evaluation's
 
     def value_and_grad(self, X, Y=None, sample_weight=None) -> tuple[float, np.ndarray]:
         """(J, g) at the network's current parameters."""
@@ -265,17 +297,28 @@ class Objective:
         return open_source(self.network, X, Y, sample_weight)
 
     def evaluate(
-        self, X, Y=None, with_grad: bool = True, sample_weight: np.ndarray | None = None
+        self,
+        X,
+        Y=None,
+        with_grad: bool = True,
+        sample_weight: np.ndarray | None = None,
+        finish: bool = True,
     ) -> tuple[float, np.ndarray]:
-        """(J, g) for already validated arrays (or a ``Source``); the loop ``fit`` runs."""
+        """(J, g) for already validated arrays (or a ``Source``); the loop ``fit`` runs.
+
+        ``finish=False`` leaves the sums Σ_i w_i ∇ℓ_i in the buffer and their last step in
+        ``self.finish``, for an optimizer that finishes g in its own pass over θ
+        (``Optimizer.finish_and_step``)."""
         source = X if isinstance(X, Source) else ArraySource(X, Y, sample_weight, checked=True)
         prepared = self.prepare(source)
         if prepared.threads > 1:
             with single_threaded_blas():
-                return self._evaluate(prepared, with_grad)
-        return self._evaluate(prepared, with_grad)
+                return self._evaluate(prepared, with_grad, finish)
+        return self._evaluate(prepared, with_grad, finish)
 
-    def _evaluate(self, prepared: Prepared, with_grad: bool) -> tuple[float, np.ndarray]:
+    def _evaluate(
+        self, prepared: Prepared, with_grad: bool, finish: bool
+    ) -> tuple[float, np.ndarray]:
         net = self.network
         grad = self.grad if with_grad else None
         loss, correct = prepared.backend.gradient_sum(net, prepared, grad)
@@ -283,16 +326,9 @@ class Objective:
         loss /= total
         w = net.params[: net.n_weights]
         J = loss + 0.5 * self.l2 * float(np.vdot(w, w)) if self.l2 else loss
-        if with_grad:
-            compiled = kernels() if self.l2 else None
-            if compiled is not None:  # one pass, the same bits as the NumPy lines below
-                dtype = self.grad.dtype.type
-                compiled.scale_and_decay(self.grad, w, dtype(1.0 / total), dtype(self.l2))
-            else:
-                self.grad *= 1.0 / total
-                if self.l2:
-                    np.multiply(w, self.l2, out=self._penalty)
-                    self.grad_weights += self._penalty
+        self.finish = GradientFinish(1.0 / total, self.l2, net.n_weights, self._penalty)
+        if with_grad and finish:
+            self.finish.apply(net.params, self.grad)
         self.last = Evaluation(J, loss, correct, prepared.n, total)
         return J, self.grad
 

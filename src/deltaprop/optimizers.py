@@ -46,6 +46,12 @@ class Optimizer:
     def step(self, params: np.ndarray, grad: np.ndarray) -> None:
         raise NotImplementedError
 
+    def finish_and_step(self, params: np.ndarray, grad: np.ndarray, finish) -> None:
+        """``step`` from the gradient's sums: ``finish`` (a ``GradientFinish``) turns them
+        into g in place first; an optimizer may do both in one pass, with the same bits."""
+        finish.apply(params, grad)
+        self.step(params, grad)
+
     def _buffers(self, params: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:
         """State vectors shaped like ``params``, made on the first step."""
         if getattr(self, "_state", None) is None or self._state[names[0]].shape != params.shape:
@@ -113,6 +119,12 @@ class Adam(Optimizer):
         self.eps = _check_rate("eps", eps)
 
     def step(self, params: np.ndarray, grad: np.ndarray) -> None:
+        self._step(params, grad, None)
+
+    def finish_and_step(self, params: np.ndarray, grad: np.ndarray, finish) -> None:
+        self._step(params, grad, finish)
+
+    def _step(self, params: np.ndarray, grad: np.ndarray, finish) -> None:
         first, second, scratch = self._buffers(params, ("first", "second", "scratch"))
         self.steps += 1
         t = self.steps
@@ -121,10 +133,16 @@ class Adam(Optimizer):
         flat = params.ndim == 1 and grad.shape == params.shape and grad.dtype == params.dtype
         compiled = kernels() if flat else None
         if compiled is not None:  # one pass, the same bits as the NumPy lines below
-            b1, b2 = self.beta1, self.beta2
-            constants = (params.dtype.type(c) for c in (b1, 1 - b1, b2, 1 - b2, self.eps, rate))
-            compiled.adam(params, grad, first, second, *constants)
+            dtype, b1, b2 = params.dtype.type, self.beta1, self.beta2
+            decayed, scale, l2 = 0, 1.0, 0.0  # g as given
+            if finish is not None:
+                decayed = finish.n_weights if finish.l2 else 0
+                scale, l2 = finish.scale, finish.l2
+            constants = (dtype(c) for c in (scale, l2, b1, 1 - b1, b2, 1 - b2, self.eps, rate))
+            compiled.adam(params, grad, first, second, decayed, *constants)
             return
+        if finish is not None:
+            finish.apply(params, grad)
         first *= self.beta1
         np.multiply(grad, 1 - self.beta1, out=scratch)
         first += scratch

@@ -279,15 +279,16 @@ def _epoch(state: TrainingState, X, Y, weights, batch_size, shuffle) -> dict:
             else slice(begin, begin + batch_size)
         )
         w = None if weights is None else weights[index]
-        J, g = objective.evaluate(X[index], Y[index], sample_weight=w)
+        # the optimizer finishes g (scale, λw) in its own pass over θ: one pass less a step
+        J, g = objective.evaluate(X[index], Y[index], sample_weight=w, finish=False)
+        if not math.isfinite(J):
+            return {"objective": J}
+        optimizer.finish_and_step(net.params, g, objective.finish)
         m = objective.last.n
         totals["objective"] += J * m
         totals["loss"] += objective.last.loss * m
         totals["grad_norm"] += float(np.linalg.norm(g)) * m
         totals["correct"] += objective.last.correct
-        if not math.isfinite(J):
-            return {"objective": J}
-        optimizer.step(net.params, g)
     record = {k: totals[k] / n for k in ("objective", "loss", "grad_norm")}
     if net.output.classification:
         record["accuracy"] = totals["correct"] / n
