@@ -68,3 +68,37 @@ def test_sigmoid_and_softmax_stay_finite_for_huge_inputs():
     net.weights[0][:, 0] = [-1000.0, 0.0, 1000.0]
     J = dp.Objective(net).value(np.array([[1.0]]), np.array([0]))
     assert J == pytest.approx(2000.0)  # −log f_0 computed from the logits, not log(0)
+
+
+@pytest.mark.parametrize("output", ["softmax", "identity", "sigmoid"])
+@pytest.mark.parametrize("sizes", [[3, 5, 4, 3], [6, 7, 1]])
+def test_either_buffer_layout_gives_the_same_loss_and_gradient(output, sizes):
+    from deltaprop.backprop import Workspace, loss_and_grad_sum
+
+    if output == "softmax" and sizes[-1] == 1:
+        pytest.skip("softmax needs two classes")
+    net, X, Y = random_problem(sizes, "tanh", output, n=23, seed=5)
+    results = []
+    for feature_major in (True, False):
+        workspace = Workspace(net, 40, feature_major)  # taller than the block: short views
+        grad = np.zeros_like(net.params)
+        loss, _ = loss_and_grad_sum(net, X, Y, grad, workspace)
+        results.append((loss, grad))
+    (loss_f, grad_f), (loss_r, grad_r) = results
+    assert loss_f == pytest.approx(loss_r, rel=1e-13)
+    np.testing.assert_allclose(grad_f, grad_r, rtol=1e-12, atol=1e-14)
+
+
+def test_first_rows_of_a_feature_major_buffer_is_a_contiguous_view_of_its_start():
+    from deltaprop.network import first_rows, layer_buffer, product_into
+
+    buffer = layer_buffer(10, 3, np.float64)
+    assert buffer.shape == (10, 3) and buffer.T.flags.c_contiguous
+    view = first_rows(buffer, 4)
+    assert view.shape == (4, 3) and view.T.flags.c_contiguous
+    assert np.shares_memory(view, buffer.T.reshape(-1)[:12])
+    A, B = np.arange(12.0).reshape(4, 3), np.arange(6.0).reshape(3, 2)
+    for out in (np.empty((4, 2)), first_rows(layer_buffer(9, 2, np.float64), 4)):
+        product_into(A, B, out)
+        np.testing.assert_array_equal(out, A @ B)
+    assert first_rows(layer_buffer(10, 3, np.float64, feature_major=False), 4).flags.c_contiguous

@@ -150,23 +150,29 @@ def test_fused_training_is_the_numpy_training(activation, dtype, batch_size, num
 
 
 @pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid", "identity"])
-def test_bias_activation_and_derivative_kernels_keep_nan_inf_and_signed_zeros(name, numpy_only):
+@pytest.mark.parametrize("feature_major", [False, True])
+def test_bias_activation_and_derivative_kernels_keep_nan_inf_and_signed_zeros(
+    name, feature_major, numpy_only
+):
     activation = dp.activations.get_activation(name)
     special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 3.0], np.float32)
     rng = np.random.default_rng(4)
-    a = np.concatenate([special, rng.standard_normal(56).astype(np.float32)]).reshape(8, 8)
+    a = np.concatenate([special, rng.standard_normal(48).astype(np.float32)]).reshape(7, 8)
     b = np.array([0.0, -0.0, 1.0, -1.0, np.nan, 0.5, -0.0, 2.0], np.float32)
-    delta = rng.standard_normal((8, 8)).astype(np.float32)
+    delta = rng.standard_normal((7, 8)).astype(np.float32)
     delta[0] = [np.nan, np.inf, -0.0, 0.0, -1.0, 2.0, np.inf, -np.inf]
+    layout = (lambda x: np.ascontiguousarray(x.T).T) if feature_major else np.copy
 
-    def run():
-        out, d = a.copy(), delta.copy()
+    def run(layout):
+        out, d = layout(a), layout(delta)
         with np.errstate(invalid="ignore", over="ignore"):  # ∞ · 0 on purpose
             fused.add_bias(out, b, activation)
-            fused.times_derivative(d, out, activation, np.empty_like(d))
+            fused.times_derivative(d, out, activation, layout(np.empty_like(d)))
         return out, d
 
-    for got, want in zip(run(), numpy_only(run)):
+    kernels, numpy_row_major = run(layout), numpy_only(lambda: run(np.copy))
+    assert kernels[0].flags.c_contiguous != feature_major
+    for got, want in zip(kernels, numpy_row_major):
         np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))  # the bits
 
 

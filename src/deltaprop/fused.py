@@ -33,24 +33,28 @@ def kernels() -> SimpleNamespace | None:
 
 
 def add_bias(out: np.ndarray, b: np.ndarray, activation: Activation | None = None) -> None:
-    """A ← A + b in place, then Z = σ(A) when ``activation`` is given."""
-    compiled = kernels() if out.flags.c_contiguous else None
+    """A ← A + b in place, then Z = σ(A) when ``activation`` is given (A m × n, stored in
+    C order or transposed)."""
+    transposed = not out.flags.c_contiguous and out.T.flags.c_contiguous
+    compiled = kernels() if out.flags.c_contiguous or transposed else None
     if compiled is None:
         out += b
     elif activation is ACTIVATIONS["relu"]:
-        return compiled.add_bias_relu(out, b)
+        return compiled.add_bias_relu(out.T if transposed else out, b, transposed)
     else:
-        compiled.add_bias(out, b)
+        compiled.add_bias(out.T if transposed else out, b, transposed)
     if activation is not None:
         activation.function(out, out)
 
 
 def times_derivative(delta: np.ndarray, z: np.ndarray, activation: Activation, slope) -> None:
-    """δ ← δ ∘ σ′(a), σ′ written through z = σ(a); ``slope`` is the NumPy path's scratch."""
-    compiled = kernels() if delta.flags.c_contiguous and z.flags.c_contiguous else None
+    """δ ← δ ∘ σ′(a), σ′ written through z = σ(a); ``slope`` is the NumPy path's scratch.
+    The kernels run over memory in order, so δ and z only need the same contiguous layout."""
+    delta_c, z_c = (delta, z) if delta.flags.c_contiguous else (delta.T, z.T)
+    compiled = kernels() if delta_c.flags.c_contiguous and z_c.flags.c_contiguous else None
     name = activation.name
     if compiled is not None and activation is ACTIVATIONS.get(name) and name in _DERIVATIVES:
-        getattr(compiled, _DERIVATIVES[name])(delta, z)
+        getattr(compiled, _DERIVATIVES[name])(delta_c, z_c)
     else:
         activation.derivative(z, slope)
         delta *= slope
@@ -95,18 +99,19 @@ def _scale_and_decay(grad, weights, scale, l2):
         grad[i] *= scale
 
 
-def _add_bias(out, b):
+def _add_bias(out, b, per_row):
+    """A + b on C-order storage: b[j] to column j, or b[i] to row i of Aᵀ (``per_row``)."""
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
-            out[i, j] += b[j]
+            out[i, j] += b[i] if per_row else b[j]
 
 
-def _add_bias_relu(out, b):
-    """max(A + b, 0) as np.maximum gives it: NaN stays NaN."""
+def _add_bias_relu(out, b, per_row):
+    """max(A + b, 0) as np.maximum gives it (NaN stays NaN), laid out as ``_add_bias``."""
     zero = out.dtype.type(0)
     for i in range(out.shape[0]):
         for j in range(out.shape[1]):
-            a = out[i, j] + b[j]
+            a = out[i, j] + (b[i] if per_row else b[j])
             out[i, j] = a if a > 0 or a != a else zero
 
 

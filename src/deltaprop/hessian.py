@@ -32,7 +32,7 @@ import numpy as np
 
 from .backprop import Workspace, cast_rows
 from .errors import ConfigError, DataError, DeltapropError
-from .network import Network, as_generator
+from .network import Network, as_generator, first_rows, layer_buffer, product_into
 from .objective import Objective, check_data
 
 
@@ -61,9 +61,9 @@ class CurvatureWorkspace(Workspace):
     def __init__(self, network: Network, rows: int) -> None:
         super().__init__(network, rows)
         widths, dtype = network.sizes[1:], network.dtype
-        self.r_pre = [np.empty((rows, m), dtype) for m in widths]
-        self.r_post = [np.empty((rows, m), dtype) for m in widths[:-1]]
-        self.scratch = [np.empty((rows, m), dtype) for m in widths]
+        self.r_pre = [layer_buffer(rows, m, dtype) for m in widths]
+        self.r_post = [layer_buffer(rows, m, dtype) for m in widths[:-1]]
+        self.scratch = [layer_buffer(rows, m, dtype) for m in widths]
         self.cross_weights = network.split(np.empty_like(network.params))[0]
 
 
@@ -83,17 +83,18 @@ def hvp_sum(
     X = cast_rows(X, ws.inputs)
     if Y.ndim == 2 or not network.output.accepts_labels:
         Y = cast_rows(Y, ws.targets)
-    Z = network.forward_chunk(X, [buf[:m] for buf in ws.layers])
+    Z = network.forward_chunk(X, [first_rows(buf, m) for buf in ws.layers])
     V, v_b = network.split(v)
-    RA = [buf[:m] for buf in ws.r_pre]  # RA[h] = R{A^(h+1)}
-    RZ = [None] + [buf[:m] for buf in ws.r_post]  # RZ[h] = R{Z^(h)}, R{Z^(0)} = 0
-    tmp = [buf[:m] for buf in ws.scratch]
-    slopes = [buf[:m] for buf in ws.slopes]
+    RA = [first_rows(buf, m) for buf in ws.r_pre]  # RA[h] = R{A^(h+1)}
+    RZ = [None] + [first_rows(buf, m) for buf in ws.r_post]  # RZ[h] = R{Z^(h)}, R{Z^(0)} = 0
+    tmp = [first_rows(buf, m) for buf in ws.scratch]
+    slopes = [first_rows(buf, m) for buf in ws.slopes]
     W = network.weights
     for h in range(D):  # R-forward
-        np.matmul(Z[h], V[h].T, out=RA[h])
+        product_into(Z[h], V[h].T, RA[h])
         if h > 0:
-            RA[h] += np.matmul(RZ[h], W[h].T, out=tmp[h])
+            product_into(RZ[h], W[h].T, tmp[h])
+            RA[h] += tmp[h]
         RA[h] += v_b[h]
         if h < D - 1:
             network.activations[h].derivative(Z[h + 1], slopes[h])
@@ -115,14 +116,15 @@ def hvp_sum(
         np.sum(r_delta, axis=0, out=out_b[h])
         if h == 0:
             break
-        E, slope, act = ws.deltas[h - 1][:m], slopes[h - 1], network.activations[h - 1]
-        np.matmul(delta, W[h], out=E)
+        E, slope, act = first_rows(ws.deltas[h - 1], m), slopes[h - 1], network.activations[h - 1]
+        product_into(delta, W[h], E)
         act.second_derivative(Z[h], slope)
         RA[h - 1] *= slope
         RA[h - 1] *= E  # σ″ ∘ R{A} ∘ E
         act.derivative(Z[h], slope)
-        np.matmul(r_delta, W[h], out=RZ[h])  # R{Z^(h)} is spent: reuse its block
-        RZ[h] += np.matmul(delta, V[h], out=tmp[h - 1])
+        product_into(r_delta, W[h], RZ[h])  # R{Z^(h)} is spent: reuse its block
+        product_into(delta, V[h], tmp[h - 1])
+        RZ[h] += tmp[h - 1]
         RZ[h] *= slope
         RA[h - 1] += RZ[h]  # R{δ^(h)}
         E *= slope  # δ^(h)

@@ -15,6 +15,32 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 FORWARD_CHUNK = 8192
 
 
+def layer_buffer(rows: int, width: int, dtype, feature_major: bool = True) -> np.ndarray:
+    """A rows × width buffer; ``feature_major``: stored width × rows, each unit's values over
+    the rows adjacent in memory (the layout BLAS runs most layer products fastest in, see
+    ``backprop.Workspace``)."""
+    return np.empty((width, rows), dtype).T if feature_major else np.empty((rows, width), dtype)
+
+
+def first_rows(buffer: np.ndarray, m: int) -> np.ndarray:
+    """A view for m of the buffer's rows that is as contiguous as the buffer: a C-order
+    buffer's first m rows, or, stored transposed, its first m·width entries."""
+    if buffer.strides[0] < buffer.strides[1] and m < len(buffer):
+        width = buffer.shape[1]
+        return buffer.T.reshape(-1)[: m * width].reshape(width, m).T
+    return buffer[:m]
+
+
+def product_into(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> None:
+    """out ← A B by BLAS whichever way ``out`` is stored: transposed, it gets outᵀ = Bᵀ Aᵀ,
+    so BLAS always writes a C-order matrix (NumPy's matmul into any other layout runs
+    without BLAS)."""
+    if out.strides[0] < out.strides[1]:
+        np.matmul(B.T, A.T, out=out.T)
+    else:
+        np.matmul(A, B, out=out)
+
+
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     """The caller's Generator itself, or a new one seeded with ``seed``."""
     if isinstance(seed, np.random.Generator):
@@ -103,20 +129,16 @@ class Network:
             b[...] = 0
 
     def forward_chunk(self, X: np.ndarray, buffers: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Forward pass of one row block into ``buffers`` (one m × m_h array per layer).
+        """Forward pass of one row block into ``buffers`` (one m × m_h array per layer,
+        stored either way).
 
         A^(h) = Z^(h−1) W^(h)ᵀ + b^(h) and Z^(h) = σ(A^(h)) overwrite the same buffer;
         the last buffer holds the logits A^(D). Returns [Z^(0) = X, Z^(1), ..., A^(D)].
-        A buffer stored transposed (rows adjacent in memory) gets Aᵀ = W Zᵀ, so BLAS always
-        writes a C-order matrix.
         """
         outputs = [X]
         last = self.n_layers - 1
         for h, (W, b, out) in enumerate(zip(self.weights, self.biases, buffers)):
-            if out.strides[0] < out.strides[1]:
-                np.matmul(W, outputs[-1].T, out=out.T)
-            else:
-                np.matmul(outputs[-1], W.T, out=out)
+            product_into(outputs[-1], W.T, out)
             add_bias(out, b, self.activations[h] if h < last else None)
             outputs.append(out)
         return outputs
@@ -126,10 +148,10 @@ class Network:
         X = check_features(X, self.n_features)
         f = np.empty((len(X), self.n_outputs), dtype=self.dtype)
         rows = min(len(X), FORWARD_CHUNK)
-        buffers = [np.empty((rows, m), dtype=self.dtype) for m in self.sizes[1:-1]]
+        buffers = [layer_buffer(rows, m, self.dtype) for m in self.sizes[1:-1]]
         for start in range(0, len(X), rows):
             stop = min(start + rows, len(X))
-            out = [buf[: stop - start] for buf in buffers] + [f[start:stop]]
+            out = [first_rows(buf, stop - start) for buf in buffers] + [f[start:stop]]
             chunk = np.asarray(X[start:stop], dtype=self.dtype)
             self.output.function(self.forward_chunk(chunk, out)[-1], f[start:stop])
         return f
