@@ -164,7 +164,7 @@ class LocalBackend:
         self._workspaces: list[Workspace] = []
         self._network: Network | None = None
         self._rows = 0  # the workspaces' height
-        self._layout = True  # their hidden layers feature-major
+        self._feature_major = True  # the workspaces' hidden layers
         self._partials: list[np.ndarray] = []
 
     def prepare(self, network: Network, source: Source, rows: int) -> Prepared:
@@ -197,7 +197,7 @@ class LocalBackend:
 
     def close(self) -> None:
         self._workspaces, self._network, self._rows, self._partials = [], None, 0, []
-        self._layout = True
+        self._feature_major = True
 
     def threads_for(self, network: Network, source: Source, rows: int | None = None) -> int:
         """How many threads sum ``source`` (or an evaluation of ``rows`` of its rows)."""
@@ -241,14 +241,17 @@ class LocalBackend:
         """``count`` workspaces, all of the same height of at least ``rows`` rows; hidden
         layers feature-major for one thread with multi-threaded BLAS, row-major for the
         threads of a split sum (each with single-threaded BLAS: see ``Workspace``)."""
-        layout = count == 1
-        kept = self._network is network and self._rows >= rows and self._layout == layout
+        feature_major = count == 1
+        kept = self._network is network and self._rows >= rows
+        kept = kept and self._feature_major == feature_major
         if not kept or len(self._workspaces) < count:
             if not kept:
                 self._workspaces, self._network, self._rows = [], network, rows
-                self._layout = layout
+                self._feature_major = feature_major
             missing = count - len(self._workspaces)
-            self._workspaces += [Workspace(network, self._rows, layout) for _ in range(missing)]
+            self._workspaces += [
+                Workspace(network, self._rows, feature_major) for _ in range(missing)
+            ]
         return self._workspaces[:count]
 
     def _partials_like(self, grad: np.ndarray, count: int) -> list[np.ndarray]:
