@@ -76,3 +76,49 @@ def sgemm_gflops(size: int, repeats: int = 5) -> float:
         np.matmul(A, B, out=out)
         best = min(best, time.perf_counter() - start)
     return 2.0 * size**3 / best / 1e9
+
+
+def products_gflops(w, rows: int, repeats: int = 3) -> float:
+    """The rate of a full-batch step's GEMMs alone (``w.gemm_flops``: every layer's forward
+    product and weight gradient, and past the first its input delta) on ``w``'s shapes in
+    float32: each core takes its share of the ``w.n`` rows in blocks of ``rows`` with
+    single-threaded BLAS, as deltaprop splits a large step, and nothing else runs. Best of
+    ``repeats``: the most that arranging the rest of the step around these products can give."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    cores = os.cpu_count() or 1
+    share = w.n // cores
+    rows = min(rows, share)
+    rng = np.random.default_rng(0)
+    layers = list(zip(w.sizes[:-1], w.sizes[1:]))
+
+    def normal(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    def operands() -> tuple:
+        weights = [normal(out, inp) for inp, out in layers]
+        hidden = [normal(rows, out) for _, out in layers]  # Z^(h), then the logits
+        deltas = [normal(rows, out) for _, out in layers]
+        return normal(share, w.sizes[0]), weights, hidden, deltas, [0 * W for W in weights]
+
+    def products(X, weights, hidden, deltas, grads) -> None:
+        for start in range(0, share - rows + 1, rows):
+            Z = [X[start : start + rows], *hidden]
+            for h, W in enumerate(weights):
+                np.matmul(Z[h], W.T, out=Z[h + 1])
+            for h in reversed(range(len(weights))):
+                np.matmul(deltas[h].T, Z[h], out=grads[h])
+                if h:
+                    np.matmul(deltas[h], weights[h], out=deltas[h - 1])
+
+    data = [operands() for _ in range(cores)]
+    best = np.inf
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(cores) as pool:
+        for _ in range(repeats + 1):  # the first pass warms up
+            start = time.perf_counter()
+            list(pool.map(lambda args: products(*args), data))
+            best = min(best, time.perf_counter() - start)
+    done = cores * (share // rows) * rows
+    return w.gemm_flops * done / w.n / best / 1e9

@@ -9,6 +9,8 @@ the median time per step (min–max over trials), GEMM GFLOP/s and its share of 
 sgemm rate measured in the same run, the peak RSS rise during a trial (above the RSS at its
 start: the engine's working memory), the final objective J
 (evaluated by one float64 formula for all engines) and deltaprop's speed ratio to each peer.
+For the GEMM-bound workloads the run also times their GEMMs alone, on the same shapes and
+in the blocks deltaprop's threads use: the share of sgemm that the BLAS allows them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from .workloads import NAMES, Workload, select
 # tiny, so rounding differences grow over an epoch's hundreds of steps (one batch: ~1e-5;
 # deltaprop and scikit-learn, with the same ε placement, agree to 7 digits for 100 batches).
 OBJECTIVE_RTOL = {"gd": 1e-4, "adam": 1e-2}
+# The workloads whose target is a share of the sgemm rate; for these the run also times
+# their GEMMs alone (``measure.products_gflops``), in the blocks deltaprop's threads use.
+GEMM_BOUND = ("mnist-shaped", "wide")
 
 
 def final_objective(w: Workload, X, y, theta: np.ndarray) -> float:
@@ -169,9 +174,11 @@ def targets(results: dict) -> list[str]:
             continue
         best = min(ratios, key=ratios.get)
         out.append(f"- {r['name']}: {ratios[best]:.2f}x the fastest peer ({best})")
-        if r["name"] in ("mnist-shaped", "wide"):
+        if r["name"] in GEMM_BOUND:
             pct = r["engines"]["deltaprop"]["pct_sgemm"]
-            out.append(f"- {r['name']}: {pct:.0f}% of sgemm (target ≥ 85%)")
+            ceiling = f"; its GEMMs alone: {r['products_pct_sgemm']:.0f}%"
+            line = f"- {r['name']}: {pct:.0f}% of sgemm (target ≥ 85%"
+            out.append(line + (ceiling if "products_pct_sgemm" in r else "") + ")")
         if r["name"] in ("toy", "digits") and "pytorch" in ratios:
             out.append(f"- {r['name']}: {ratios['pytorch']:.2f}x PyTorch eager (target ≥ 3x)")
         if r["algorithm"] == "adam" and "scikit-learn" in ratios:
@@ -211,11 +218,17 @@ def main(argv: list[str] | None = None) -> dict:
     for w in select(args.workloads, args.quick):
         print(f"[{time.strftime('%H:%M:%S')}] {w.name} …", file=sys.stderr, flush=True)
         results["workloads"].append(bench_workload(w, names, args, rates[0], notes))
+        if w.name in GEMM_BOUND:
+            rows = dp.objective.DEFAULT_CHUNK // (os.cpu_count() or 1)
+            measure.wait_quiet(args.quiet_below, args.max_wait)
+            results["workloads"][-1]["products_gflops"] = measure.products_gflops(w, rows)
         rates.append(measure.sgemm_gflops(sgemm_size))
     results["sgemm_gflops"] = statistics.median(rates)
     for r in results["workloads"]:  # shares of the run's median sgemm rate
         for s in r["engines"].values():
             s["pct_sgemm"] = 100 * s["gflops"] / results["sgemm_gflops"]
+        if "products_gflops" in r:
+            r["products_pct_sgemm"] = 100 * r["products_gflops"] / results["sgemm_gflops"]
     if args.workloads is None or "memory" in args.workloads:
         print(f"[{time.strftime('%H:%M:%S')}] memory …", file=sys.stderr, flush=True)
         size = (0.25, 1.0, 1) if args.quick else (2.0, 1.0, 2)

@@ -40,6 +40,12 @@ def test_every_workload_has_both_engines_with_statistics(results):
             assert s["gflops"] > 0 and s["pct_sgemm"] > 0
         assert set(r["ratios"]) == {"scikit-learn"} and r["ratios"]["scikit-learn"] > 0
     assert results["sgemm_gflops"] > 0
+    for r in results["workloads"]:  # the GEMM-bound ones also time their GEMMs alone
+        gemm_bound = r["name"] in ("mnist-shaped", "wide")
+        assert ("products_pct_sgemm" in r) == gemm_bound
+        if gemm_bound:
+            assert r["products_gflops"] > 0
+            assert f"its GEMMs alone: {r['products_pct_sgemm']:.0f}%" in results["stdout"]
 
 
 def test_engines_compute_the_same_objective(results):
