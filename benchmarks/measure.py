@@ -78,18 +78,19 @@ def sgemm_gflops(size: int, repeats: int = 5) -> float:
     return 2.0 * size**3 / best / 1e9
 
 
-def products_gflops(w, rows: int, repeats: int = 3) -> float:
+def products_gflops(w, rows: int, threads: int, repeats: int = 3) -> float:
     """The rate of a full-batch step's GEMMs alone (``w.gemm_flops``: every layer's forward
     product and weight gradient, and past the first its input delta) on ``w``'s shapes in
-    float32: each core takes its share of the ``w.n`` rows in blocks of ``rows`` with
-    single-threaded BLAS, as deltaprop splits a large step, and nothing else runs. Best of
-    ``repeats``: the most that arranging the rest of the step around these products can give."""
+    float32, in row-major blocks: ``threads`` threads each take their share of the ``w.n``
+    rows in blocks of ``rows``, with single-threaded BLAS when there are several, BLAS's own
+    threads when there is one (as deltaprop splits a step); nothing else runs. Best of at
+    least ``repeats`` passes and 0.3 s."""
     from concurrent.futures import ThreadPoolExecutor
+    from contextlib import nullcontext
 
     from threadpoolctl import threadpool_limits
 
-    cores = os.cpu_count() or 1
-    share = w.n // cores
+    share = w.n // threads
     rows = min(rows, share)
     rng = np.random.default_rng(0)
     layers = list(zip(w.sizes[:-1], w.sizes[1:]))
@@ -113,12 +114,17 @@ def products_gflops(w, rows: int, repeats: int = 3) -> float:
                 if h:
                     np.matmul(deltas[h], weights[h], out=deltas[h - 1])
 
-    data = [operands() for _ in range(cores)]
-    best = np.inf
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(cores) as pool:
-        for _ in range(repeats + 1):  # the first pass warms up
+    data = [operands() for _ in range(threads)]
+    limit = threadpool_limits(limits=1, user_api="blas") if threads > 1 else nullcontext()
+    best, passes, began = np.inf, 0, time.perf_counter()
+    with limit, ThreadPoolExecutor(threads) as pool:
+        products(*data[0])  # warm-up
+        while passes < repeats or time.perf_counter() - began < 0.3:
             start = time.perf_counter()
-            list(pool.map(lambda args: products(*args), data))
-            best = min(best, time.perf_counter() - start)
-    done = cores * (share // rows) * rows
+            if threads > 1:
+                list(pool.map(lambda args: products(*args), data))
+            else:
+                products(*data[0])
+            best, passes = min(best, time.perf_counter() - start), passes + 1
+    done = threads * (share // rows) * rows
     return w.gemm_flops * done / w.n / best / 1e9

@@ -40,11 +40,15 @@ def test_every_workload_has_both_engines_with_statistics(results):
             assert s["gflops"] > 0 and s["pct_sgemm"] > 0
         assert set(r["ratios"]) == {"scikit-learn"} and r["ratios"]["scikit-learn"] > 0
     assert results["sgemm_gflops"] > 0
-    for r in results["workloads"]:  # the GEMM-bound ones also time their GEMMs alone
-        gemm_bound = r["name"] in ("mnist-shaped", "wide")
-        assert ("products_pct_sgemm" in r) == gemm_bound
-        if gemm_bound:
-            assert r["products_gflops"] > 0
+    for r in results["workloads"]:  # full-batch workloads also time their GEMMs alone
+        assert ("products_gflops" in r) == (r["algorithm"] == "gd")
+        if r["algorithm"] == "gd":
+            assert r["products_gflops"] > 0 and r["products_pct_sgemm"] > 0
+            # the step's own products: never far slower than the whole step (a generous bound)
+            assert 0 < r["products_s"] < 10 * r["engines"]["deltaprop"]["max_s"]
+            row = f"| {r['name']} | deltaprop's GEMMs alone | {r['products_gflops']:.1f} |"
+            assert row in results["stdout"]
+        if r["name"] in ("mnist-shaped", "wide"):
             assert f"its GEMMs alone: {r['products_pct_sgemm']:.0f}%" in results["stdout"]
 
 
