@@ -84,7 +84,8 @@ def products_gflops(w, rows: int, threads: int, repeats: int = 3) -> float:
     float32, in row-major blocks: ``threads`` threads each take their share of the ``w.n``
     rows in blocks of ``rows``, with single-threaded BLAS when there are several, BLAS's own
     threads when there is one (as deltaprop splits a step); nothing else runs. Best of at
-    least ``repeats`` passes and 0.3 s."""
+    least ``repeats`` passes and 0.3 s. (Feature-major layers, which deltaprop uses in one
+    thread, can make a product a little faster or slower than here.)"""
     from concurrent.futures import ThreadPoolExecutor
     from contextlib import nullcontext
 
@@ -111,7 +112,9 @@ def products_gflops(w, rows: int, threads: int, repeats: int = 3) -> float:
                 np.matmul(Z[h], W.T, out=Z[h + 1])
             for h in reversed(range(len(weights))):
                 np.matmul(deltas[h].T, Z[h], out=grads[h])
-                if h:
+                if h and len(weights[h]) == 1:  # one output: a broadcast, as deltaprop does
+                    np.multiply(deltas[h], weights[h], out=deltas[h - 1])
+                elif h:
                     np.matmul(deltas[h], weights[h], out=deltas[h - 1])
 
     data = [operands() for _ in range(threads)]

@@ -10,7 +10,7 @@ sgemm rate measured in the same run, the peak RSS rise during a trial (above the
 start: the engine's working memory), the final objective J
 (evaluated by one float64 formula for all engines) and deltaprop's speed ratio to each peer.
 For every full-batch workload the run also times its GEMMs alone, on the same shapes with
-deltaprop's threads and blocks: the bound this BLAS puts on deltaprop's step.
+deltaprop's threads and blocks: what this BLAS alone takes of deltaprop's step.
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ def bench_workload(w: Workload, names: list[str], args, sgemm: float, notes: lis
 
 def gemms_alone(w: Workload, X, y) -> dict:
     """A full-batch step's GEMMs alone, timed on ``w``'s shapes with deltaprop's thread count
-    and block height (``measure.products_gflops``): what the products cost with this BLAS,
-    the step's floor however its other work is arranged."""
+    and block height (``measure.products_gflops``): what the products alone cost with this
+    BLAS, the part of the step no arrangement of its other work removes."""
     net = w.network()
     threads = dp.objective.LocalBackend().threads_for(net, dp.sources.ArraySource(X, y))
     rows = dp.objective.DEFAULT_CHUNK // threads
