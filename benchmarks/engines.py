@@ -37,10 +37,9 @@ def flat(weights, biases) -> np.ndarray:
 
 
 class Deltaprop:
-    """Full batch: the loop ``fit`` runs, J, g = ``Objective.evaluate`` then
-    ``optimizer.step`` under ``fit``'s BLAS setting, with the objective kept across trials
-    (as torch keeps its model);
-    mini-batches: ``deltaprop.fit`` itself."""
+    """Full batch: the loop ``fit`` runs, the sums from ``Objective.evaluate(finish=False)``
+    then ``optimizer.finish_and_step`` under ``fit``'s BLAS setting, with the objective kept
+    across trials (as torch keeps its model); mini-batches: ``deltaprop.fit`` itself."""
 
     def __init__(self, w: Workload, X, y, theta0: np.ndarray) -> None:
         self.w, self.X, self.y, self.theta0 = w, X, y, theta0
@@ -65,9 +64,10 @@ class Deltaprop:
                 batch_size=w.batch_size, shuffle=False,
             )  # fmt: skip
             return
-        with self.objective.blas_for_run(self.source):  # as fit holds it
+        objective, step = self.objective, self.optimizer.finish_and_step
+        with objective.blas_for_run(self.source):  # as fit holds it
             for _ in range(w.steps):
-                self.optimizer.step(params, self.objective.evaluate(self.source)[1])
+                step(params, objective.evaluate(self.source, finish=False)[1], objective.finish)
 
     def params(self) -> np.ndarray:
         return self.net.params.copy()

@@ -262,13 +262,16 @@ def _epoch(state: TrainingState, X, Y, weights, batch_size, shuffle) -> dict:
     net, objective, optimizer = state.network, state.objective, state.optimizer
     n = len(X)
     if batch_size is None or batch_size >= n:
-        J, g = objective.evaluate(X, Y, sample_weight=weights)
+        # the optimizer finishes g (scale, λw) in its own pass over θ, as for mini-batches
+        J, g = objective.evaluate(X, Y, sample_weight=weights, finish=False)
+        if math.isfinite(J):
+            optimizer.finish_and_step(net.params, g, objective.finish)
+        else:
+            objective.finish.apply(net.params, g)
         last = objective.last
         record = {"objective": J, "loss": last.loss, "grad_norm": float(np.linalg.norm(g))}
         if net.output.classification:
             record["accuracy"] = last.accuracy
-        if math.isfinite(J):
-            optimizer.step(net.params, g)
         return record
     order = state.rng.permutation(n) if shuffle else None
     totals = {"objective": 0.0, "loss": 0.0, "grad_norm": 0.0, "correct": 0}
