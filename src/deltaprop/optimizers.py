@@ -70,41 +70,14 @@ class Optimizer:
         self._state = {k: np.array(v) for k, v in arrays.items()} or None
 
 
-def _compiled_for(params: np.ndarray, grad: np.ndarray):
-    """The Numba kernels when they can update this flat θ in place, else None."""
-    flat = params.ndim == 1 and grad.shape == params.shape and grad.dtype == params.dtype
-    return kernels() if flat else None
-
-
-def _finishing(finish, dtype) -> tuple:
-    """A kernel's (decayed, scale, λ) for ``finish`` (a ``GradientFinish``; None: g as given),
-    the scalars of θ's dtype: the first ``decayed`` entries get λθ."""
-    if finish is None:
-        return 0, dtype(1), dtype(0)
-    return (finish.n_weights if finish.l2 else 0), dtype(finish.scale), dtype(finish.l2)
-
-
 class GradientDescent(Optimizer):
     """The lecture's rule θ ← θ − η g, η > 0."""
 
     def step(self, params: np.ndarray, grad: np.ndarray) -> None:
-        self._step(params, grad, None)
-
-    def finish_and_step(self, params: np.ndarray, grad: np.ndarray, finish) -> None:
-        self._step(params, grad, finish)
-
-    def _step(self, params: np.ndarray, grad: np.ndarray, finish) -> None:
-        self.steps += 1
-        compiled = _compiled_for(params, grad)
-        if compiled is not None:  # one pass, the same bits as the NumPy lines below
-            dtype = params.dtype.type
-            compiled.descend(params, grad, *_finishing(finish, dtype), dtype(self.learning_rate))
-            return
-        if finish is not None:
-            finish.apply(params, grad)
         (scaled,) = self._buffers(params, ("scratch",))
         np.multiply(grad, self.learning_rate, out=scaled)
         params -= scaled
+        self.steps += 1
 
 
 class Momentum(Optimizer):
@@ -157,11 +130,16 @@ class Adam(Optimizer):
         t = self.steps
         # a Python float: NumPy's float64 scalar would force a float64 pass over float32 θ
         rate = self.learning_rate * math.sqrt(1 - self.beta2**t) / (1 - self.beta1**t)
-        compiled = _compiled_for(params, grad)
+        flat = params.ndim == 1 and grad.shape == params.shape and grad.dtype == params.dtype
+        compiled = kernels() if flat else None
         if compiled is not None:  # one pass, the same bits as the NumPy lines below
             dtype, b1, b2 = params.dtype.type, self.beta1, self.beta2
-            constants = (dtype(c) for c in (b1, 1 - b1, b2, 1 - b2, self.eps, rate))
-            compiled.adam(params, grad, first, second, *_finishing(finish, dtype), *constants)
+            decayed, scale, l2 = 0, 1.0, 0.0  # g as given
+            if finish is not None:
+                decayed = finish.n_weights if finish.l2 else 0
+                scale, l2 = finish.scale, finish.l2
+            constants = (dtype(c) for c in (scale, l2, b1, 1 - b1, b2, 1 - b2, self.eps, rate))
+            compiled.adam(params, grad, first, second, decayed, *constants)
             return
         if finish is not None:
             finish.apply(params, grad)
