@@ -264,10 +264,9 @@ def _epoch(state: TrainingState, X, Y, weights, batch_size, shuffle) -> dict:
     if batch_size is None or batch_size >= n:
         # the optimizer finishes g (scale, λw) in its own pass over θ, as for mini-batches
         J, g = objective.evaluate(X, Y, sample_weight=weights, finish=False)
-        if math.isfinite(J):
-            optimizer.finish_and_step(net.params, g, objective.finish)
-        else:
-            objective.finish.apply(net.params, g)
+        if not math.isfinite(J):
+            return {"objective": J}  # fit restores θ and reports the divergence
+        optimizer.finish_and_step(net.params, g, objective.finish)
         last = objective.last
         record = {"objective": J, "loss": last.loss, "grad_norm": float(np.linalg.norm(g))}
         if net.output.classification:
