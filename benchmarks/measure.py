@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import time
 from pathlib import Path
 
@@ -40,6 +41,18 @@ def wait_quiet(threshold: float, max_wait: float) -> tuple[float, float]:
         time.sleep(1.0)
         load = foreign_load()
     return load, time.perf_counter() - start
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else the machine type: runs on different CPUs
+    rank the engines differently, so every report names its CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def loadavg() -> str:

@@ -135,9 +135,11 @@ def duration(seconds: float) -> str:
 def report(results: dict) -> str:
     """The Markdown tables: medians (min–max) per engine, then deltaprop's details."""
     names = [e for e in results["engines"] if any(e in r["engines"] for r in results["workloads"])]
+    rates = results["sgemm_rates"]
     lines = [
         f"machine: {results['machine']}; {results['date']}; NumPy sgemm "
-        f"{results['sgemm_gflops']:.0f} GFLOP/s (same run); load average {results['loadavg']}",
+        f"{results['sgemm_gflops']:.0f} GFLOP/s (median of {len(rates)} in this run, "
+        f"{min(rates):.0f}–{max(rates):.0f}); load average {results['loadavg']}",
         "",
         "| workload | n | net | " + " | ".join(names) + " |",
         "|---|---:|---|" + "---:|" * len(names),
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
     sgemm_size = 1024 if args.quick else 2048
     rates = [measure.sgemm_gflops(sgemm_size)]
     results = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        "machine": f"{measure.cpu_model()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}, NumPy {np.__version__}, {kernel_path()}",
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "loadavg": measure.loadavg(),
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[{time.strftime('%H:%M:%S')}] {w.name} …", file=sys.stderr, flush=True)
         results["workloads"].append(bench_workload(w, names, args, rates[0], notes))
         rates.append(measure.sgemm_gflops(sgemm_size))
-    results["sgemm_gflops"] = statistics.median(rates)
+    results["sgemm_gflops"], results["sgemm_rates"] = statistics.median(rates), rates
     for r in results["workloads"]:  # shares of the run's median sgemm rate
         for s in r["engines"].values():
             s["pct_sgemm"] = 100 * s["gflops"] / results["sgemm_gflops"]

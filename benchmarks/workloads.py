@@ -80,7 +80,7 @@ FULL = [
         "relu",
         "softmax",
         1,
-        3,
+        5,
         algorithm="adam",
         learning_rate=1e-3,
         batch_size=200,

@@ -39,7 +39,11 @@ def test_every_workload_has_both_engines_with_statistics(results):
             assert s["min_s"] <= s["median_s"] <= s["max_s"]
             assert s["gflops"] > 0 and s["pct_sgemm"] > 0
         assert set(r["ratios"]) == {"scikit-learn"} and r["ratios"]["scikit-learn"] > 0
-    assert results["sgemm_gflops"] > 0
+    rates = results["sgemm_rates"]  # measured before the first workload and after each
+    assert len(rates) == len(WORKLOADS) + 1 and min(rates) <= results["sgemm_gflops"] <= max(rates)
+    machine = results["stdout"].splitlines()[0]
+    assert f"median of {len(rates)} in this run, {min(rates):.0f}–{max(rates):.0f}" in machine
+    assert machine.startswith(f"machine: {results['machine']}")
     for r in results["workloads"]:  # full-batch workloads also time their GEMMs alone
         assert ("products_gflops" in r) == (r["algorithm"] == "gd")
         if r["algorithm"] == "gd":
