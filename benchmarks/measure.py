@@ -92,7 +92,8 @@ def sgemm_gflops(size: int, repeats: int = 5) -> float:
 
 
 def products_gflops(w, rows: int, threads: int, repeats: int = 3) -> float:
-    """The rate of a full-batch step's GEMMs alone (``w.gemm_flops``: every layer's forward
+    """The rate of one pass's GEMMs alone (a full-batch step, or a mini-batch epoch with
+    ``rows`` the batch size; ``w.gemm_flops``: every layer's forward
     product and weight gradient, and past the first its input delta) on ``w``'s shapes in
     float32, in row-major blocks: ``threads`` threads each take their share of the ``w.n``
     rows in blocks of ``rows``, with single-threaded BLAS when there are several, BLAS's own
