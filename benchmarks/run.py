@@ -170,12 +170,11 @@ def report(results: dict) -> str:
                 f"| {r['name']} | {name} | {s['gflops']:.1f} | {s['pct_sgemm']:.0f}% | "
                 f"{s['peak_rss_mb']:,.0f} | {s['objective']:.7g} | {ratio} |"
             )
-        if "products_gflops" in r:
-            per = "an epoch" if r["algorithm"] == "adam" else "a step"
-            lines.append(
-                f"| {r['name']} | deltaprop's GEMMs alone | {r['products_gflops']:.1f} | "
-                f"{r['products_pct_sgemm']:.0f}% | | ({duration(r['products_s'])} {per}) | |"
-            )
+        per = "an epoch" if r["algorithm"] == "adam" else "a step"
+        lines.append(
+            f"| {r['name']} | deltaprop's GEMMs alone | {r['products_gflops']:.1f} | "
+            f"{r['products_pct_sgemm']:.0f}% | | ({duration(r['products_s'])} {per}) | |"
+        )
         if "objectives_agree" in r:
             verdict = "agree" if r["objectives_agree"] else "DISAGREE"
             lines.append(
@@ -257,8 +256,7 @@ def main(argv: list[str] | None = None) -> dict:
     for r in results["workloads"]:  # shares of the run's median sgemm rate
         for s in r["engines"].values():
             s["pct_sgemm"] = 100 * s["gflops"] / results["sgemm_gflops"]
-        if "products_gflops" in r:
-            r["products_pct_sgemm"] = 100 * r["products_gflops"] / results["sgemm_gflops"]
+        r["products_pct_sgemm"] = 100 * r["products_gflops"] / results["sgemm_gflops"]
     if args.workloads is None or "memory" in args.workloads:
         print(f"[{time.strftime('%H:%M:%S')}] memory …", file=sys.stderr, flush=True)
         size = (0.25, 1.0, 1) if args.quick else (2.0, 1.0, 2)
