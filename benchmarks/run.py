@@ -241,7 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
     rates = [measure.sgemm_gflops(sgemm_size)]
     results = {
         "machine": f"{measure.cpu_model()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, NumPy {np.__version__}, {kernel_path()}",
+        f"Python {platform.python_version()}, NumPy {np.__version__} with {measure.blas()}, "
+        f"{kernel_path()}",
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "loadavg": measure.loadavg(),
         "engines": names,

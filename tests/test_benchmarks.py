@@ -4,6 +4,7 @@ same computation (final objectives agree). No timing assertions: the machine is 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,9 @@ def test_every_workload_has_both_engines_with_statistics(results):
     machine = results["stdout"].splitlines()[0]
     assert f"median of {len(rates)} in this run, {min(rates):.0f}–{max(rates):.0f}" in machine
     assert machine.startswith(f"machine: {results['machine']}")
+    assert " kernels, " in machine  # NumPy's BLAS and the kernels it runs, then any override
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        assert (f"{name}={os.environ[name]}" in machine) == (name in os.environ)
     for r in results["workloads"]:  # every workload also times its GEMMs alone
         assert r["products_gflops"] > 0 and r["products_pct_sgemm"] > 0
         # the step's own products: never far slower than the whole step (a generous bound)
