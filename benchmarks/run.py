@@ -237,6 +237,13 @@ def main(argv: list[str] | None = None) -> dict:
     for name in wanted:
         reason = engines.missing(name)
         (notes.append(f"{name} skipped: {reason}") if reason else names.append(name))
+    forced = [name for name in measure.BLAS_OVERRIDES if name in os.environ]
+    if forced:
+        notes.append(
+            f"{' and '.join(forced)} set in the environment: OpenBLAS runs the kernels named "
+            "there, not those it picks for this CPU; to measure the BLAS as it runs by itself, "
+            f"unset them in the benchmark's command alone (env -u {' -u '.join(forced)} ...)"
+        )
     sgemm_size = 1024 if args.quick else 2048
     rates = [measure.sgemm_gflops(sgemm_size)]
     results = {

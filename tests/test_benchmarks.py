@@ -47,7 +47,11 @@ def test_every_workload_has_both_engines_with_statistics(results):
     assert machine.startswith(f"machine: {results['machine']}")
     assert " kernels, " in machine  # NumPy's BLAS and the kernels it runs, then any override
     for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
-        assert (f"{name}={os.environ[name]}" in machine) == (name in os.environ)
+        assert (f"{name}={os.environ.get(name)}" in machine) == (name in os.environ)
+    forced = [n for n in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if n in os.environ]
+    assert any(f"env -u {' -u '.join(forced)} ..." in note for note in results["notes"]) == bool(
+        forced
+    )
     for r in results["workloads"]:  # every workload also times its GEMMs alone
         assert r["products_gflops"] > 0 and r["products_pct_sgemm"] > 0
         # the step's own products: never far slower than the whole step (a generous bound)
