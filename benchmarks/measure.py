@@ -58,6 +58,11 @@ def cpu_model() -> str:
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
+def blas_overrides() -> dict[str, str]:
+    """The environment's settings that override OpenBLAS's own choice of kernels."""
+    return {name: os.environ[name] for name in BLAS_OVERRIDES if name in os.environ}
+
+
 def blas() -> str:
     """NumPy's BLAS, the kernels it runs and its threads (threadpoolctl), and any environment
     setting that overrides OpenBLAS's own choice of kernels: on the 2-core AMD EPYC (AVX-512)
@@ -74,9 +79,9 @@ def blas() -> str:
         )
         or "no BLAS found"
     )
-    forced = [f"{name}={os.environ[name]}" for name in BLAS_OVERRIDES if name in os.environ]
+    forced = blas_overrides()
     if forced:
-        text += f"; set in the environment: {' '.join(forced)}"
+        text += "; set in the environment: " + " ".join(f"{k}={v}" for k, v in forced.items())
     return text
 
 

@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in wanted:
         reason = engines.missing(name)
         (notes.append(f"{name} skipped: {reason}") if reason else names.append(name))
-    forced = [name for name in measure.BLAS_OVERRIDES if name in os.environ]
+    forced = list(measure.blas_overrides())
     if forced:
         notes.append(
             f"{' and '.join(forced)} set in the environment: OpenBLAS runs the kernels named "
