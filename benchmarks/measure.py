@@ -135,6 +135,8 @@ def products_gflops(w, rows: int, threads: int, repeats: int = 3) -> float:
 
     from threadpoolctl import threadpool_limits
 
+    from deltaprop.fused import outer
+
     share = w.n // threads
     rows = min(rows, share)
     rng = np.random.default_rng(0)
@@ -156,8 +158,8 @@ def products_gflops(w, rows: int, threads: int, repeats: int = 3) -> float:
                 np.matmul(Z[h], W.T, out=Z[h + 1])
             for h in reversed(range(len(weights))):
                 np.matmul(deltas[h].T, Z[h], out=grads[h])
-                if h and len(weights[h]) == 1:  # one output: a broadcast, as deltaprop does
-                    np.multiply(deltas[h], weights[h], out=deltas[h - 1])
+                if h and len(weights[h]) == 1:  # one output: an outer product, as deltaprop's
+                    outer(deltas[h], weights[h], deltas[h - 1])
                 elif h:
                     np.matmul(deltas[h], weights[h], out=deltas[h - 1])
 

@@ -192,6 +192,46 @@ def test_bias_activation_and_derivative_kernels_keep_nan_inf_and_signed_zeros(
         np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))  # the bits
 
 
+@pytest.mark.parametrize("feature_major", [False, True])
+def test_outer_product_kernel_gives_the_numpy_bits(feature_major, numpy_only):
+    special = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -3.0, 1e30]
+    column = np.array(special + [0.5, -2.0], np.float32)[:, None]  # δ^(h), m × 1
+    row = np.array([[np.inf, -0.0, 2.0, 1e-30, np.nan, -1.0]], np.float32)  # W^(h), 1 × n
+    layout = (lambda x: np.ascontiguousarray(x.T).T) if feature_major else np.copy
+
+    def run(layout):
+        out = layout(np.zeros((len(column), row.shape[1]), np.float32))
+        with np.errstate(invalid="ignore", over="ignore", under="ignore"):  # ∞ · 0 on purpose
+            fused.outer(column, row, out)
+        return out
+
+    got, want = run(layout), numpy_only(lambda: run(np.copy))
+    assert got.flags.c_contiguous != feature_major
+    np.testing.assert_array_equal(got.view(np.int32), want.view(np.int32))  # the bits
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("threads", [1, 2])  # one thread: feature-major layers; two: row-major
+def test_one_output_gradient_through_the_kernels_is_the_numpy_gradient(
+    activation, threads, numpy_only
+):
+    net = dp.Network([6, 9, 7, 1], activation, "identity", seed=0)
+    rng = np.random.default_rng(6)
+    X, Y = rng.standard_normal((250, 6)), rng.standard_normal((250, 1))
+    weights = rng.uniform(0.5, 2.0, 250)
+
+    def gradient():
+        backend = dp.objective.LocalBackend(threads)
+        objective = dp.Objective(net, l2=1e-3, chunk_size=60, backend=backend)  # short last block
+        J, g = objective.value_and_grad(X, Y, sample_weight=weights)
+        return J, g.copy()
+
+    (J, g), (want_J, want_g) = gradient(), numpy_only(gradient)
+    assert J == want_J
+    np.testing.assert_array_equal(g, want_g)
+    assert np.count_nonzero(g[: net.sizes[1] * net.sizes[0]]) > 0
+
+
 @pytest.mark.parametrize("label_dtype", [np.int64, np.uint8])
 def test_softmax_label_kernels_keep_ties_nan_and_infinities(label_dtype, numpy_only):
     net = dp.Network([3, 4], "relu", "softmax", seed=0)

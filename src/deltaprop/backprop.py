@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fused import kernels, times_derivative
+from .fused import kernels, outer, times_derivative
 from .losses import label_entries
 from .network import Network, first_rows, layer_buffer, product_into
 
@@ -127,8 +127,8 @@ def loss_and_grad_sum(
         np.matmul(ones, delta, out=out_b[h])  # Σ_i δ_i as a BLAS product: no slow row loop
         if h > 0:
             previous, slope, W = deltas[h - 1], slopes[h - 1], network.weights[h]
-            if len(W) == 1:  # one output: δW is an outer product, far faster broadcast
-                np.multiply(delta, W, out=previous)
+            if len(W) == 1:  # one output: δW is an outer product, far faster without BLAS
+                outer(delta, W, previous)
             else:
                 product_into(delta, W, previous)
             times_derivative(previous, Z[h], network.activations[h - 1], slope)
