@@ -12,6 +12,17 @@ from deltaprop.backprop import _count_correct
 pytest.importorskip("numba")
 
 
+@pytest.fixture(autouse=True)
+def kernels_on(monkeypatch):
+    """The kernels on, whatever DELTAPROP_NUMBA the suite runs under: these tests compare
+    them with the NumPy path (read once, so the cache is cleared on the way in and out)."""
+    monkeypatch.delenv("DELTAPROP_NUMBA", raising=False)
+    compiled = fused._compiled  # a test may replace it
+    compiled.cache_clear()
+    yield
+    compiled.cache_clear()
+
+
 @pytest.fixture
 def numpy_only(monkeypatch):
     """A function that runs its argument with the kernels switched off (DELTAPROP_NUMBA=0,
