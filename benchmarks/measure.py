@@ -44,15 +44,27 @@ def wait_quiet(threshold: float, max_wait: float) -> tuple[float, float]:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo), else the machine type: runs on different CPUs
-    rank the engines differently, so every report names its CPU."""
+    """The CPU's model name, family, model and widest vector extension (/proc/cpuinfo),
+    else the machine type: runs on different CPUs rank the engines differently (a VM may
+    call a Zen 2 and a Zen 5 both just "AMD EPYC"), so every report names its CPU."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()} ({platform.machine()})"
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())  # the first CPU's
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    details = [platform.machine()]
+    if "cpu family" in fields and "model" in fields:
+        details.append(f"family {fields['cpu family']} model {fields['model']}")
+    flags = set(fields.get("flags", "").split())
+    widest = next((name for name in ("avx512f", "avx2", "avx") if name in flags), None)
+    if widest:
+        details.append(widest.upper().replace("512F", "-512"))
+    return f"{fields['model name']} ({', '.join(details)})"
 
 
 BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")

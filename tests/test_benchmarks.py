@@ -47,6 +47,12 @@ def test_every_workload_has_both_engines_with_statistics(results):
     assert f"median of {len(rates)} in this run, {min(rates):.0f}–{max(rates):.0f}" in machine
     assert machine.startswith(f"machine: {results['machine']}")
     assert " kernels, " in machine  # NumPy's BLAS and the kernels it runs, then any override
+    cpu = _first_cpu()  # "AMD EPYC" alone would not tell a Zen 2 from a Zen 5
+    if "cpu family" in cpu:
+        assert f"family {cpu['cpu family']} model {cpu['model']}" in results["machine"]
+        flags = cpu["flags"].split()
+        widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+        assert widest is None or f", {widest})" in results["machine"]
     for name in BLAS_OVERRIDES:
         assert (f"{name}={os.environ.get(name)}" in machine) == (name in os.environ)
     forced = [name for name in BLAS_OVERRIDES if name in os.environ]
@@ -88,3 +94,15 @@ def test_report_tables_are_printed(results):
     assert "objectives agree" in text and "DISAGREE" not in text
     assert "targets (medians of this run):" in text
     assert "torch" not in results["engines"]
+
+
+def _first_cpu() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (empty where there is none)."""
+    path = Path("/proc/cpuinfo")
+    fields: dict[str, str] = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        key, _, value = line.partition(":")
+        if not key.strip():
+            break
+        fields.setdefault(key.strip(), value.strip())
+    return fields
