@@ -50,11 +50,13 @@ def cpu_model() -> str:
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return platform.processor() or platform.machine()
+        text = ""
     fields: dict[str, str] = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())  # the first CPU's
+        if not key.strip():
+            break  # the first processor's block ends
+        fields[key.strip()] = value.strip()
     if "model name" not in fields:
         return platform.processor() or platform.machine()
     details = [platform.machine()]
