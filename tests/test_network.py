@@ -109,3 +109,13 @@ def test_all_finite_accepts_huge_finite_values_whose_sum_overflows():
     with pytest.raises(dp.DataError, match=r"row 2, column 1"):
         X[2, 1] = np.nan
         dp.Network([3, 2]).forward(X)
+
+
+def test_float64_values_beyond_a_float32_network_are_named():
+    net = dp.Network([2, 3, 2], dtype="float32", seed=0)
+    X = np.array([[0.5, -4e38], [1.0, 2.0]])
+    with pytest.raises(dp.DataError, match=r"-4e\+38 \(row 0, column 1\).*float32"):
+        net.forward(X)
+    with pytest.raises(dp.DataError, match="float64 network"):
+        dp.Objective(net).value(X, np.array([0, 1]))
+    assert np.isfinite(dp.Network([2, 3, 2], dtype="float64", seed=0).forward(X)).all()

@@ -145,7 +145,7 @@ class Network:
 
     def forward(self, X) -> np.ndarray:
         """f(X): class probabilities (softmax/sigmoid) or regression outputs, shape n × K."""
-        X = check_features(X, self.n_features)
+        X = check_features(X, self.n_features, self.dtype)
         f = np.empty((len(X), self.n_outputs), dtype=self.dtype)
         rows = min(len(X), FORWARD_CHUNK)
         buffers = [layer_buffer(rows, m, self.dtype) for m in self.sizes[1:-1]]
@@ -227,8 +227,24 @@ def all_finite(A: np.ndarray) -> bool:
     return bool(np.isfinite(total)) or bool(np.isfinite(A).all())
 
 
-def check_features(X, n_features: int) -> np.ndarray:
-    """X as a 2-D array with ``n_features`` columns and only finite values."""
+def check_range(X: np.ndarray, dtype) -> None:
+    """Raise ``DataError`` when finite values of X overflow ``dtype``, the network's (float64
+    data with values beyond ±3.4e38 would turn into ±∞ in a float32 network)."""
+    limit = float(np.finfo(dtype).max)
+    if not np.issubdtype(X.dtype, np.floating) or float(np.finfo(X.dtype).max) <= limit:
+        return
+    if max(float(X.max()), -float(X.min())) > limit:
+        row, column = np.argwhere(np.abs(X) > limit)[0]
+        raise DataError(
+            f"X holds {X[row, column]:g} (row {row}, column {column}), beyond the range of the "
+            f"network's {np.dtype(dtype).name} (±{limit:.4g}); scale the data (e.g. "
+            "standardise each column) or use a float64 network"
+        )
+
+
+def check_features(X, n_features: int, dtype=None) -> np.ndarray:
+    """X as a 2-D array with ``n_features`` columns and only finite values (that also fit in
+    ``dtype`` when given)."""
     if not hasattr(X, "shape") or not hasattr(X, "dtype"):
         X = np.asarray(X)
     if X.ndim == 1 and n_features == 1:
@@ -250,4 +266,6 @@ def check_features(X, n_features: int) -> np.ndarray:
             f"X contains NaN or infinity (first at row {bad[0]}, column {bad[1]}); "
             "remove or impute those values"
         )
+    if dtype is not None:
+        check_range(X, dtype)
     return X

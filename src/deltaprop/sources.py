@@ -377,7 +377,7 @@ def check_data(network: Network, X, Y, sample_weight=None):
 
 def check_block(network: Network, X, Y, sample_weight=None):
     """``check_data`` for one block of rows, where all-zero weights are allowed."""
-    X = check_features(X, network.n_features)
+    X = check_features(X, network.n_features, network.dtype)
     Y = check_targets(network, Y, len(X))
     if sample_weight is None:
         return X, Y, None
