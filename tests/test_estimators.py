@@ -10,11 +10,14 @@ pytest.importorskip("sklearn")
 import scipy.sparse as sp  # noqa: E402
 from sklearn import neural_network  # noqa: E402
 from sklearn.base import clone  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.utils import check_random_state  # noqa: E402
 from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
 
 import deltaprop as dp  # noqa: E402
 from deltaprop import MLPClassifier, MLPRegressor  # noqa: E402
+from deltaprop.estimators._progress import _split  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -350,3 +353,69 @@ def test_a_failed_partial_fit_leaves_the_optimizer_state_alone():
     assert after["steps"] == before["steps"] == 4
     assert np.array_equal(after["arrays"]["velocity"], before["arrays"]["velocity"])
     assert all(np.array_equal(W, W0) for W, W0 in zip(reg.coefs_, coefs)) and reg.t_ == 40
+
+
+def test_a_failed_fit_leaves_a_fitted_estimator_as_it_was():
+    clf = MLPClassifier(max_iter=3, **SMALL).fit(X, LABELS)
+    proba = clf.predict_proba(X)
+    with pytest.raises(ValueError, match="one class"):
+        clf.fit(RNG.standard_normal((40, 5)), np.zeros(40))
+    assert clf.n_features_in_ == 4 and np.array_equal(clf.predict_proba(X), proba)
+    fresh = MLPClassifier(max_iter=3, **SMALL)
+    with pytest.raises(ValueError, match="one class"):
+        fresh.fit(X, np.zeros(40))
+    assert not hasattr(fresh, "n_features_in_")
+    with pytest.raises(NotFittedError):
+        fresh.predict(X)
+
+
+def test_warm_start_refuses_a_changed_architecture():
+    clf = MLPClassifier(max_iter=3, warm_start=True, **SMALL).fit(X, LABELS)
+    for change in (dict(hidden_layer_sizes=(7, 3)), dict(activation="tanh")):
+        with pytest.raises(ValueError, match="warm_start=False"):
+            clf.set_params(**change).fit(X, LABELS)
+        clf.set_params(**SMALL, activation="relu")
+    assert [W.shape for W in clf.coefs_] == [(4, 6), (6, 3)]
+
+
+def test_assigned_coefs_and_intercepts_are_the_weights_used():
+    reg = MLPRegressor(max_iter=3, **SMALL).fit(X, X[:, 0])
+    reg.coefs_ = [np.zeros_like(W) for W in reg.coefs_]
+    reg.intercepts_ = [np.full_like(b, 2.0) for b in reg.intercepts_]
+    assert np.array_equal(reg.predict(X[:3]), np.full(3, 2.0))
+    with pytest.raises(ValueError, match=r"shapes \[\(4, 6\), \(6, 1\)\]"):
+        reg.coefs_ = [np.zeros((4, 6))]
+    with pytest.raises(NotFittedError):
+        MLPRegressor().coefs_ = []
+
+
+def test_negative_sample_weights_are_refused():
+    weights = np.ones(40)
+    weights[:5] = -1.0
+    with pytest.raises(ValueError, match="Negative values"):
+        MLPClassifier(max_iter=3, **SMALL).fit(X, LABELS, sample_weight=weights)
+
+
+def test_values_beyond_float32_are_named_not_turned_into_nan():
+    clf = MLPClassifier(max_iter=3, **SMALL).fit(X.astype(np.float32), LABELS)
+    huge = X.copy()
+    huge[1, 2] = 1e39
+    with pytest.raises(ValueError, match=r"1e\+39 \(row 1, column 2\).*float32"):
+        clf.predict(huge)
+    with pytest.raises(ValueError, match="float64 network"):
+        MLPClassifier(dtype="float32", max_iter=3, **SMALL).fit(huge, LABELS)
+
+
+def test_early_stopping_split_is_stratified_only_for_two_classes_as_in_scikit_learn():
+    """scikit-learn stratifies where it has one output: two classes, not three."""
+    rows = np.arange(40.0).reshape(-1, 1)
+    for y, stratify in ((LABELS, None), (LABELS > 0, LABELS > 0)):
+        _, _, _, (validation, _, _) = _split(rows, y, None, 0.2, check_random_state(1))
+        theirs = train_test_split(rows, y, random_state=1, test_size=0.2, stratify=stratify)
+        assert np.array_equal(validation, theirs[1])
+
+
+def test_multilabel_predictions_are_integers_as_in_scikit_learn():
+    indicators = np.eye(3)[LABELS]
+    clf = MLPClassifier(max_iter=3, **SMALL).fit(X, indicators)
+    assert clf.predict(X).dtype == int

@@ -18,7 +18,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ..lbfgs import fit_lbfgs
 from ..losses import get_output
-from ..network import Network
+from ..network import Network, check_range
 from ..optimizers import (
     Adam,
     AdaptiveSchedule,
@@ -34,6 +34,7 @@ from ._progress import Progress
 SOLVERS = ("sgd", "adam", "lbfgs", "gd")
 OUT_ACTIVATION = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}
 ROWS_PER_CHUNK = 8192  # rows densified at a time when predicting from sparse input
+INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_")  # what validate_data records
 
 
 class BaseMLP(BaseEstimator):
@@ -146,6 +147,18 @@ class BaseMLP(BaseEstimator):
         return True
 
     def _fit(self, X, y, sample_weight, incremental: bool, classes=None):
+        """Train, or leave the estimator exactly as it was: ``validate_data`` records the
+        input's features before the targets and the training can still fail."""
+        recorded = {name: self.__dict__[name] for name in INPUT_ATTRIBUTES if name in self.__dict__}
+        try:
+            return self._fit_validated(X, y, sample_weight, incremental, classes)
+        except BaseException:
+            for name in INPUT_ATTRIBUTES:
+                self.__dict__.pop(name, None)
+            self.__dict__.update(recorded)
+            raise
+
+    def _fit_validated(self, X, y, sample_weight, incremental: bool, classes):
         hidden = _hidden_sizes(self.hidden_layer_sizes)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -163,12 +176,13 @@ class BaseMLP(BaseEstimator):
         Y, output, fitted = self._encode_targets(y, first_pass, classes, incremental)
         dtype = self.network_.dtype if not first_pass else _resolve_dtype(self.dtype, X.dtype)
         X = X.toarray() if sp.issparse(X) else X
+        check_range(X, dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
             kept = sample_weight > 0  # zero-weight samples do not enter J: leave them out
-            if not kept.any():
-                raise ValueError("sample_weight is zero for every sample; nothing to fit")
             X, Y, sample_weight = X[kept], Y[kept], sample_weight[kept]
         random_state = check_random_state(self.random_state)
         if first_pass:
@@ -177,6 +191,12 @@ class BaseMLP(BaseEstimator):
             self._initialize(network, random_state)
         else:
             network = self.network_.copy()
+            if not self._builds(network):
+                raise ValueError(
+                    f"hidden_layer_sizes={tuple(hidden)}, activation={self.activation!r} differ "
+                    f"from the fitted network {network}; fit from scratch (warm_start=False) "
+                    "to change the architecture"
+                )
             if Y.ndim == 2 and Y.shape[1] != network.n_outputs:
                 raise ValueError(
                     f"y has {Y.shape[1]} outputs but the fitted network has "
@@ -195,6 +215,15 @@ class BaseMLP(BaseEstimator):
         progress.commit(history)
         self.history_ = history
         return self
+
+    def _builds(self, network: Network) -> bool:
+        """Whether ``hidden_layer_sizes`` and ``activation`` describe the network's hidden
+        layers."""
+        activation = "sigmoid" if self.activation == "logistic" else self.activation
+        hidden = _hidden_sizes(self.hidden_layer_sizes)
+        return network.sizes[1:-1] == hidden and all(
+            a.name == activation for a in network.activations
+        )
 
     def _initialize(self, network: Network, random_state: np.random.RandomState) -> None:
         """scikit-learn's initialisation, drawn in its order from the same ``random_state``,
@@ -304,11 +333,32 @@ class BaseMLP(BaseEstimator):
         return expit(f, out=f) if network is not self.network_ else f
 
     # ------------------------------------------------------ fitted attributes
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "network_")
+
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """W^(h)ᵀ per layer (in × out), views into ``network_.params``; assigning a list of
+        arrays of the same shapes copies them in."""
+        check_is_fitted(self)
+        return [W.T for W in self.network_.weights]
+
+    @coefs_.setter
+    def coefs_(self, arrays) -> None:
+        _copy_into(self.coefs_, arrays, "coefs_")
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """b^(h) per layer, views into ``network_.params``; assigning copies in, as ``coefs_``."""
+        check_is_fitted(self)
+        return list(self.network_.biases)
+
+    @intercepts_.setter
+    def intercepts_(self, arrays) -> None:
+        _copy_into(self.intercepts_, arrays, "intercepts_")
+
     def _set_network(self, network: Network) -> None:
-        """``coefs_[h]`` (in × out) and ``intercepts_[h]`` are views into ``network_.params``."""
         self.network_ = network
-        self.coefs_ = [W.T for W in network.weights]
-        self.intercepts_ = list(network.biases)
         self.n_layers_ = network.n_layers + 1
         self.n_outputs_ = network.n_outputs
         self.out_activation_ = OUT_ACTIVATION[network.output.name]
@@ -320,8 +370,6 @@ class BaseMLP(BaseEstimator):
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ gives __dict__ itself
         network = state.pop("network_", None)
-        for name in ("coefs_", "intercepts_"):
-            state.pop(name, None)
         if network is not None:
             state["_network_state"] = {
                 "sizes": network.sizes,
@@ -353,6 +401,18 @@ def _hidden_sizes(hidden_layer_sizes) -> list[int]:
     if any(isinstance(s, bool) or not isinstance(s, Integral) or s <= 0 for s in sizes):
         raise ValueError(f"hidden_layer_sizes must be positive integers, got {sizes}.")
     return [int(s) for s in sizes]
+
+
+def _copy_into(views: list[np.ndarray], arrays, name: str) -> None:
+    """Assign ``arrays`` to the parameter views, or raise naming the shapes expected."""
+    shapes = [view.shape for view in views]
+    if len(arrays) != len(views) or any(np.shape(a) != shape for a, shape in zip(arrays, shapes)):
+        raise ValueError(
+            f"{name} must be {len(shapes)} arrays of shapes {shapes}, got "
+            f"{[np.shape(a) for a in arrays]}; fit from scratch to change the architecture"
+        )
+    for view, array in zip(views, arrays):
+        view[...] = array
 
 
 def _resolve_dtype(dtype, input_dtype) -> np.dtype:

@@ -91,12 +91,10 @@ def _check_architecture(estimator, network: Network, metadata: dict) -> None:
             f"a {estimator._model_kind} needs an output of kind {' or '.join(outputs)}, "
             f"the stored network has {network.output.name!r}"
         )
-    hidden = estimator.hidden_layer_sizes
-    hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
-    activation = "sigmoid" if estimator.activation == "logistic" else estimator.activation
-    if network.sizes[1:-1] != hidden or any(a.name != activation for a in network.activations):
+    if not estimator._builds(network):
         raise ModelFileError(
-            f"hidden_layer_sizes={hidden}, activation={estimator.activation!r} disagree with "
+            f"hidden_layer_sizes={estimator.hidden_layer_sizes}, "
+            f"activation={estimator.activation!r} disagree with "
             f"the stored network {network}"
         )
     if metadata.get("n_features_in") != network.n_features:

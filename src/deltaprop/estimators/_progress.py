@@ -116,10 +116,11 @@ class Progress(Callback):
 
 
 def _split(X, Y, sample_weight, fraction, random_state):
-    """scikit-learn's early-stopping split (stratified for single-label classes when possible):
-    (X_train, Y_train, w_train, (X_val, Y_val, w_val)), w None without sample weights."""
+    """scikit-learn's early-stopping split (stratified, when possible, for two classes, where
+    scikit-learn has one output): (X_train, Y_train, w_train, (X_val, Y_val, w_val)), w None
+    without sample weights."""
     weights = np.ones(len(X)) if sample_weight is None else sample_weight
-    stratify = Y if Y.ndim == 1 else None
+    stratify = Y if Y.ndim == 1 and np.unique(Y).size == 2 else None
     try:
         parts = train_test_split(
             X, Y, weights, random_state=random_state, test_size=fraction, stratify=stratify

@@ -88,7 +88,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         fitted = {
             "classes_": known,
             "_multilabel": multilabel,
-            "_label_dtype": y.dtype if multilabel else known.dtype,
+            "_label_dtype": np.dtype(int) if multilabel else known.dtype,  # as scikit-learn
         }
         if multilabel:
             return y.astype(np.float64), "sigmoid", fitted
