@@ -269,3 +269,15 @@ def test_missing_file_and_directories(tmp_path):
         dp.load(tmp_path / "absent.safetensors")
     with pytest.raises(dp.ModelFileError, match="no such model file"):
         dp.load(tmp_path)
+
+
+@pytest.mark.parametrize("sizes", [[784, 128, 128, 10], [2, 500, 500, 3]])
+def test_a_header_length_that_starts_like_a_pickle_still_loads(tmp_path, sizes):
+    """A safetensors file opens with its header's length: 0x80 then 2..5 is also how a
+    pickle opens, and these files' headers have such lengths."""
+    path = tmp_path / "net.safetensors"
+    net = dp.Network(sizes, seed=0)
+    dp.save(net, path)
+    blob = path.read_bytes()
+    assert blob[0] == 0x80 and 2 <= blob[1] <= 5
+    assert np.array_equal(dp.load(path).params, net.params)
