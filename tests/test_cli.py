@@ -140,20 +140,24 @@ BAD = [
     (["info", "broken.safetensors"], "not a deltaprop model file"),
     (["predict", "none.safetensors", "other.csv"], "no such model file"),
     (["train", "--resume", "model.safetensors"], "not a training checkpoint"),
+    (["train", "nonnum.csv", "--out", "nonnum.csv"], "--out nonnum.csv is also the DATA file"),
+    (["train", "--out", "m.st", "--checkpoint", "./m.st"], "--checkpoint m.st is also the --out"),
+    (["train", "--out", "curves.png"], "--plot curves.png is also the --out"),
+    (["predict", "model.safetensors", "other.csv", "--out", "other.csv"], "also the DATA file"),
 ]
 
 
 @pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(folder, args, message):
     bad_inputs(folder)
-    before = sorted(p.name for p in folder.iterdir())
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
     result = run(*args)
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.output
-    assert sorted(p.name for p in folder.iterdir()) == before
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
 
 
 def test_resume_refuses_contradicting_settings(folder):

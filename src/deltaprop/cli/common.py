@@ -114,6 +114,22 @@ def check_output(path: str | None, option: str, formats: tuple[str, ...] = ()) -
     return out
 
 
+def check_distinct(inputs: dict[str, str], outputs: dict[str, Path | None]) -> None:
+    """No output overwrites an input file or another output (``option: path`` pairs)."""
+    seen: dict[Path, str] = {
+        Path(path).resolve(): name for name, path in inputs.items() if Path(path).is_file()
+    }
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        other = seen.setdefault(path.resolve(), option)
+        if other != option:
+            raise ConfigError(
+                f"{option} {path} is also the {other}; writing it would destroy that file. "
+                "Give a different file name"
+            )
+
+
 def console(stderr: bool = False):
     """A rich Console (tables go to standard output, progress and notes to standard error)."""
     from rich.console import Console

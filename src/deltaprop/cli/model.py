@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DataError, ModelFileError
 from ..network import Network
-from ..serialization import load_with_metadata
+from ..serialization import load_with_metadata, write_atomically
 from ..tabular import Preprocessing, pick_column, read_table
 from . import common, report
 
@@ -79,6 +79,7 @@ def predict(model: str, data: str, out: str | None, proba: bool) -> None:
     import pandas as pd
 
     path = common.check_output(out, "--out", (".csv", ".tsv", ".parquet"))
+    common.check_distinct({"DATA file": data, "MODEL file": model}, {"--out": path})
     frame = read_table(data)
     network, prep, _ = open_model(model, frame)
     predicted, f = _outputs(network, prep, frame)
@@ -90,12 +91,14 @@ def predict(model: str, data: str, out: str | None, proba: bool) -> None:
             table[f"p({name})"] = f[:, k]
     if path is None:
         table.to_csv(sys.stdout, index=False)
-    elif path.suffix.lower() == ".parquet":
-        table.to_parquet(path, index=False)
+        return
+    if path.suffix.lower() == ".parquet":
+        blob = table.to_parquet(index=False)
     else:
-        table.to_csv(path, index=False, sep="\t" if path.suffix.lower() == ".tsv" else ",")
-    if path is not None:
-        common.note(f"wrote {len(table)} predictions to {path}")
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        blob = table.to_csv(index=False, sep=sep).encode()
+    write_atomically(path, blob)  # a failure or Ctrl-C leaves the old file whole
+    common.note(f"wrote {len(table)} predictions to {path}")
 
 
 @click.command()

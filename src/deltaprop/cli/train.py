@@ -110,7 +110,14 @@ def train(ctx: click.Context, **options) -> int:
     if options["solver"] == "lbfgs" and options["learning_rate"] is not None:
         common.warn("note: L-BFGS chooses its own steps; --learning-rate is ignored")
     checkpoint = options["checkpoint"] or options["resume"]
-    common.check_output(checkpoint, "--checkpoint")
+    common.check_distinct(
+        {"DATA file": options["data"]},
+        {
+            "--out": out,
+            "--plot": plot,
+            "--checkpoint": common.check_output(checkpoint, "--checkpoint"),
+        },
+    )
     if options["solver"] == "lbfgs" and (checkpoint or options["batch_size"]):
         raise ConfigError(
             "the lbfgs solver trains full batch and cannot be checkpointed or resumed (SciPy "
