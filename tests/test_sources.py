@@ -191,3 +191,14 @@ def test_the_core_never_imports_dask_or_pyarrow():
     code = "import sys, deltaprop; print({'dask', 'distributed', 'pyarrow'} & set(sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "set()"
+
+
+def test_a_copy_on_write_map_is_read_with_its_edits(tmp_path):
+    """mmap_mode="c" keeps edits in private pages: the file no longer holds the data."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "X.npy", rng.standard_normal((50, 3)) * 10 + 5)
+    y = rng.integers(0, 2, 50)
+    X = np.load(tmp_path / "X.npy", mmap_mode="c")
+    X -= X.mean(axis=0)
+    net = dp.Network([3, 4, 2], dtype="float64", seed=0)
+    assert dp.Objective(net).value(X, y) == dp.Objective(net).value(np.array(X), y)

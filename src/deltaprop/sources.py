@@ -151,10 +151,12 @@ class NpyRows:
 
 
 def as_rows(data, name: str):
-    """``data`` as something sliceable by rows: a path or a whole-file map becomes ``NpyRows``."""
+    """``data`` as something sliceable by rows: a path or a whole-file map becomes ``NpyRows``
+    (not a copy-on-write map, mode "c": its edits never reach the file)."""
     if isinstance(data, (str, os.PathLike)):
         return NpyRows(data)
-    if isinstance(data, np.memmap) and isinstance(data.base, mmap.mmap) and data.flags.c_contiguous:
+    shared = isinstance(data, np.memmap) and data.mode != "c" and isinstance(data.base, mmap.mmap)
+    if shared and data.flags.c_contiguous:
         return NpyRows(data.filename, data.dtype, data.shape, data.offset)
     if data is None or not hasattr(data, "shape"):
         raise DataError(f"{name} must be a .npy path or an array, got {type(data).__name__}")
