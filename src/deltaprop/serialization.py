@@ -140,15 +140,16 @@ def _read(path: Path) -> tuple[dict, dict]:
     if len(data) < 8:
         raise ModelFileError(f"{path}: file is empty or truncated ({len(data)} bytes)")
     header_length = int.from_bytes(data[:8], "little")
-    fits = header_length <= min(len(data) - 8, MAX_HEADER) and data[8:9] == b"{"
-    if not fits and data[:1] == b"\x80" and data[1:2] in PICKLE_PROTOCOLS:
+    claimed_fits = header_length <= min(len(data) - 8, MAX_HEADER)
+    safetensors = claimed_fits and data[8:9] == b"{"
+    if not safetensors and data[:1] == b"\x80" and data[1:2] in PICKLE_PROTOCOLS:
         # a safetensors header length can start with these bytes too: only a file that
         # is no safetensors file is called a pickle
         raise ModelFileError(
             f"{path}: this is a pickle, not a deltaprop model file; deltaprop never loads "
             "pickles (they can run code). Save the model with deltaprop.save"
         )
-    if header_length > min(len(data) - 8, MAX_HEADER):
+    if not claimed_fits:
         raise ModelFileError(
             f"{path}: header claims {header_length} bytes but the file has {len(data)}; "
             "the file is truncated or not a deltaprop model file"
