@@ -21,6 +21,19 @@ def random_problem(sizes, activation="tanh", output="softmax", n=30, seed=0, dty
     return net, X, Y
 
 
+class AdamStoppedByCtrlC(dp.Adam):
+    """Adam that gets Ctrl-C before its step number ``at``, part-way through an epoch."""
+
+    def __init__(self, learning_rate, at):
+        super().__init__(learning_rate)
+        self.at = at
+
+    def finish_and_step(self, params, grad, finish):
+        if self.steps == self.at:
+            raise KeyboardInterrupt
+        super().finish_and_step(params, grad, finish)
+
+
 @pytest.fixture
 def problem():
     return random_problem

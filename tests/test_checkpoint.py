@@ -8,6 +8,8 @@ import deltaprop as dp
 from deltaprop.checkpoint import CheckpointWriter, load_checkpoint, save_checkpoint
 from deltaprop.training import Callback
 
+from conftest import AdamStoppedByCtrlC
+
 
 def problem(seed=0):
     rng = np.random.default_rng(seed)
@@ -56,6 +58,30 @@ def test_fit_resumed_from_a_checkpoint_matches_one_long_fit(tmp_path):
     )  # fmt: skip
     assert len(history) == 12
     assert second.params.tobytes() == net.params.tobytes()
+
+
+def test_ctrl_c_mid_epoch_writes_a_checkpoint_that_resumes_exactly(tmp_path):
+    X, y = problem()
+    net, rng = dp.Network([3, 6, 2], seed=2), np.random.default_rng(5)
+    dp.fit(net, X, y, optimizer=dp.Adam(0.05), epochs=9, batch_size=10, seed=rng)
+
+    interrupted = dp.Network([3, 6, 2], seed=2)
+    optimizer = AdamStoppedByCtrlC(0.05, at=5 * 7 + 3)  # 7 mini-batches an epoch
+    with pytest.raises(dp.TrainingInterrupted) as info:
+        dp.fit(
+            interrupted, X, y, optimizer=optimizer, epochs=9, batch_size=10,
+            seed=np.random.default_rng(5), callbacks=[CheckpointWriter(tmp_path / "c.ckpt")],
+        )  # fmt: skip
+    assert len(info.value.history) == 5
+    checkpoint = load_checkpoint(tmp_path / "c.ckpt")
+    assert checkpoint.epoch == 5 and "interrupted" in checkpoint.history().stop_reason
+    assert checkpoint.optimizer_state["steps"] == 5 * 7
+    resumed = checkpoint.network()
+    dp.fit(
+        resumed, X, y, optimizer=checkpoint.restore_optimizer(dp.Adam(0.05)), epochs=4,
+        batch_size=10, seed=checkpoint.generator(), history=checkpoint.history(),
+    )  # fmt: skip
+    assert resumed.params.tobytes() == net.params.tobytes()
 
 
 class OnDisk(Callback):

@@ -52,7 +52,9 @@ def test_default_run_trains_the_spiral_and_writes_model_and_plot(tmp_path):
     assert accuracy > 0.95
 
 
-def test_ctrl_c_writes_the_best_parameters_and_exits_130(tmp_path):
+def test_ctrl_c_keeps_the_best_parameters_and_a_checkpoint_that_resumes_exactly(
+    tmp_path, monkeypatch
+):
     process = deltaprop(
         "train", "spiral", "--epochs", 10**6, "--checkpoint", "run.ckpt",
         "--checkpoint-every", 50, "--no-plot", cwd=tmp_path,
@@ -66,14 +68,17 @@ def test_ctrl_c_writes_the_best_parameters_and_exits_130(tmp_path):
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert "interrupted at epoch" in err and "wrote model to model.safetensors" in err
-    network = dp.load(tmp_path / "model.safetensors")
     checkpoint = load_checkpoint(tmp_path / "run.ckpt")
-    assert checkpoint.epoch >= 50
-    np.testing.assert_array_equal(checkpoint.params, network.params)  # both the best θ
     history = checkpoint.history()
-    assert "interrupted" in history.stop_reason
-    best = int(np.argmin(history["val_loss"]))
-    assert history["val_loss"][best] <= history["val_loss"][-1]
+    assert checkpoint.epoch == len(history) >= 50 and "interrupted" in history.stop_reason
+    # the model holds the best θ so far, the checkpoint θ after its last epoch's step
+    assert dp.load(tmp_path / "model.safetensors").params.tobytes() != checkpoint.params.tobytes()
+    monkeypatch.chdir(tmp_path)
+    epochs = checkpoint.epoch + 3
+    train("--resume", "run.ckpt", "--epochs", epochs, "--out", "resumed.safetensors")
+    train("spiral", "--epochs", epochs, "--out", "uninterrupted.safetensors")
+    resumed, uninterrupted = dp.load("resumed.safetensors"), dp.load("uninterrupted.safetensors")
+    assert resumed.params.tobytes() == uninterrupted.params.tobytes()
 
 
 def train(*args):

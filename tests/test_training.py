@@ -8,7 +8,7 @@ import pytest
 
 import deltaprop as dp
 
-from conftest import random_problem
+from conftest import AdamStoppedByCtrlC, random_problem
 
 
 def sig(a):
@@ -220,6 +220,16 @@ def test_ctrl_c_keeps_best_parameters_and_the_history():
     history = info.value.history
     assert len(history) == 10 and "interrupted" in history.stop_reason
     assert dp.Objective(net).value(X, y) == pytest.approx(history["objective"].min(), rel=1e-12)
+
+
+def test_ctrl_c_in_the_first_epoch_leaves_the_starting_parameters():
+    net, X, y = random_problem([3, 6, 3], "tanh", n=30, seed=3)
+    start = net.params.copy()
+    optimizer = AdamStoppedByCtrlC(0.1, at=2)  # the third of three mini-batches
+    with pytest.raises(dp.TrainingInterrupted) as info:
+        dp.fit(net, X, y, optimizer=optimizer, epochs=5, batch_size=10)
+    assert len(info.value.history) == 0 and optimizer.steps == 2
+    assert net.params.tobytes() == start.tobytes()
 
 
 def test_resuming_with_history_continues_bit_identically():

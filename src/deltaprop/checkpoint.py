@@ -79,9 +79,15 @@ def save_checkpoint(
     settings: dict | None = None,
 ) -> Path:
     """Write the training state to ``path`` atomically (safetensors + JSON, no pickle)."""
-    st_numpy = _safetensors()
+    return _write(path, *_training_state(network, optimizer, history, rng), settings)
+
+
+def _training_state(
+    network: Network, optimizer: Optimizer, history: History, rng: np.random.Generator
+) -> tuple[dict, dict]:
+    """The checkpoint's arrays (copies) and metadata, as they are now."""
     state = optimizer.state_dict()
-    tensors = {"params": np.ascontiguousarray(network.params)}
+    tensors = {"params": network.params.copy()}
     tensors.update({f"optimizer.{k}": np.ascontiguousarray(v) for k, v in state["arrays"].items()})
     metadata = {
         "format_version": 1,
@@ -99,9 +105,17 @@ def save_checkpoint(
         },
         "history": history.to_dict(),
         "rng": rng.bit_generator.state,
-        "settings": settings or {},
     }
-    blob = st_numpy.save(tensors, metadata={METADATA_KEY: json.dumps(metadata, default=_plain)})
+    return tensors, metadata
+
+
+def _write(path: str | os.PathLike, tensors: dict, metadata: dict, settings: dict | None) -> Path:
+    blob = _safetensors().save(
+        tensors,
+        metadata={
+            METADATA_KEY: json.dumps({**metadata, "settings": settings or {}}, default=_plain)
+        },
+    )
     path = Path(path)
     write_atomically(path, blob)
     return path
@@ -143,25 +157,41 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 class CheckpointWriter(Callback):
-    """Write a checkpoint every ``every`` epochs (0: only at the end) and when training ends,
-    normally or by Ctrl-C (then with the best parameters, which ``fit`` has restored)."""
+    """Write a checkpoint every ``every`` epochs (0: only at the end) and when training ends.
+    After Ctrl-C it writes the state at the end of the last finished epoch (θ, optimizer,
+    generator and history together, not ``fit``'s best θ), so resuming continues exactly."""
 
     def __init__(
         self, path: str | os.PathLike, every: int = 0, settings: dict | None = None
     ) -> None:
         self.path, self.every, self.settings = Path(path), int(every), settings or {}
         self.written_epoch: int | None = None
+        self.finished: tuple[dict, dict] | None = None  # the state after the last epoch
 
     def write(self, state: TrainingState) -> None:
-        save_checkpoint(
-            self.path, state.network, state.optimizer, state.history, state.rng, self.settings
-        )
-        self.written_epoch = len(state.history)
+        self._write(self._snapshot(state))
+
+    def _write(self, snapshot: tuple[dict, dict]) -> None:
+        _write(self.path, *snapshot, self.settings)
+        self.written_epoch = snapshot[1]["epoch"]
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        self.finished = self._snapshot(state)
 
     def on_epoch_end(self, state: TrainingState, record: dict) -> None:
+        self.finished = self._snapshot(state)
         if self.every and len(state.history) % self.every == 0:
-            self.write(state)
+            self._write(self.finished)
 
     def on_train_end(self, state: TrainingState) -> None:
-        if self.written_epoch != len(state.history) or state.history.stop_reason:
+        if state.interrupted:  # the optimizer and generator may be part-way through an epoch
+            tensors, metadata = self.finished
+            history = History(state.history.records[: metadata["epoch"]])
+            history.stop_reason = state.history.stop_reason
+            self._write((tensors, {**metadata, "history": history.to_dict()}))
+        elif self.written_epoch != len(state.history) or state.history.stop_reason:
             self.write(state)
+
+    @staticmethod
+    def _snapshot(state: TrainingState) -> tuple[dict, dict]:
+        return _training_state(state.network, state.optimizer, state.history, state.rng)

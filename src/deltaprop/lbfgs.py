@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .network import Network
 from .objective import Objective, check_data
 from .sources import ArraySource
-from .training import Callback, History, TrainingInterrupted, TrainingState
+from .training import Callback, History, TrainingState, end_interrupted
 
 
 def _positive_int(name: str, value) -> int:
@@ -118,12 +118,7 @@ def fit_lbfgs(
                 options={"maxiter": max_iter, "maxfun": max_fun, "gtol": tol},
             )
     except KeyboardInterrupt:
-        if math.isfinite(state.best_score):
-            np.copyto(params, best)
-        state.history.stop_reason = "interrupted (Ctrl-C); the best parameters so far were kept"
-        for callback in callbacks:
-            callback.on_train_end(state)
-        raise TrainingInterrupted(state.history) from None
+        end_interrupted(state, best, callbacks)
     np.copyto(params, result.x, casting="unsafe")
     if not state.stop:
         state.history.stop_reason = f"L-BFGS-B: {result.message}"

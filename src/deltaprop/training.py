@@ -8,6 +8,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import numpy as np
 
@@ -81,6 +82,7 @@ class TrainingState:
     stop: bool = False
     best_params: np.ndarray | None = None
     best_score: float = math.inf
+    interrupted: bool = False
     extra: dict = field(default_factory=dict)
 
     def request_stop(self, reason: str) -> None:
@@ -246,15 +248,21 @@ def fit(
                 if state.stop:
                     break
         except KeyboardInterrupt:
-            if math.isfinite(state.best_score):
-                np.copyto(network.params, best)
-            state.history.stop_reason = "interrupted (Ctrl-C); the best parameters so far were kept"
-            for callback in callbacks:
-                callback.on_train_end(state)
-            raise TrainingInterrupted(state.history) from None
+            end_interrupted(state, best, callbacks)
     for callback in callbacks:
         callback.on_train_end(state)
     return state.history
+
+
+def end_interrupted(state: TrainingState, best: np.ndarray, callbacks) -> NoReturn:
+    """Ctrl-C: put back the best θ so far (θ as it started if no epoch finished), end the
+    callbacks with ``state.interrupted`` set and raise ``TrainingInterrupted``."""
+    np.copyto(state.network.params, best)
+    state.interrupted = True
+    state.history.stop_reason = "interrupted (Ctrl-C); the best parameters so far were kept"
+    for callback in callbacks:
+        callback.on_train_end(state)
+    raise TrainingInterrupted(state.history) from None
 
 
 def _epoch(state: TrainingState, X, Y, weights, batch_size, shuffle) -> dict:

@@ -165,7 +165,8 @@ class Session:
         backend=None,
     ) -> History:
         """Train to ``settings['epochs']`` epochs; Ctrl-C raises ``TrainingInterrupted``
-        after the callbacks wrote the best parameters into the checkpoint. With
+        with the best θ so far in the network and, in the checkpoint, the state after the
+        last finished epoch (to resume from). With
         ``track_sharpness`` N, λ_max(∇²J) is recorded every N epochs; ``backend`` (e.g. a
         ``DaskBackend``) computes the full-batch gradient sums."""
         s = self.settings

@@ -152,9 +152,10 @@ def train(ctx: click.Context, **options) -> int:
     if not quiet:
         report.metrics_table(session.metrics(), common.console())
     if interrupted is not None:
+        resume = f"; --resume {checkpoint} continues from there" if checkpoint else ""
         common.warn(
             f"interrupted at epoch {len(session.history)}: the best parameters so far were "
-            f"kept; wrote {', '.join(written)}"
+            f"kept; wrote {', '.join(written)}{resume}"
         )
         return 130
     if session.history.stop_reason:
