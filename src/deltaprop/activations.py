@@ -44,11 +44,13 @@ def _zeros(z, out):
 
 
 def _sigmoid(a, out):
-    # Stable σ(a) = ½(1 + tanh(a/2)): no overflow of exp for any a.
-    np.multiply(a, 0.5, out=out)
-    np.tanh(out, out=out)
+    # σ(a) = 1/(1 + e^(−a)) keeps full relative precision for a ≪ 0 (½(1 + tanh(a/2))
+    # loses it below a ≈ −10); where e^(−a) overflows, 1/∞ = 0 is the right answer.
+    np.negative(a, out=out)
+    with np.errstate(over="ignore"):
+        np.exp(out, out=out)
     out += 1
-    out *= 0.5
+    np.reciprocal(out, out=out)
 
 
 def _sigmoid_prime(z, out):  # σ′ = z(1 − z)
