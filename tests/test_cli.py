@@ -1,6 +1,7 @@
 """The ``deltaprop`` command through click's runner: tables end to end, every bad input,
 info/datasets/gradcheck, and ``explain`` against the core objective."""
 
+import json
 import re
 
 import numpy as np
@@ -17,6 +18,14 @@ FAST = ["--epochs", "300", "--hidden", "16", "--no-plot", "--quiet"]
 
 def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_error_line(result, message):
+    """Exit status 2 and one line on stderr, ``error: …`` with ``message`` in it."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0] and "Traceback" not in result.output
 
 
 @pytest.fixture
@@ -111,6 +120,15 @@ def bad_inputs(folder):
     (folder / "empty.csv").write_text("")
     (folder / "other.csv").write_text("p,q\n1,2\n")
     (folder / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    (folder / "gaps.csv").write_text("x1,x2\n1,\n")
+    (folder / "semicolons.csv").write_text("a;b;y\n1;2;x\n3;4;y\n")
+    (folder / "junk.npz").write_bytes(b"not a zip archive at all")
+    np.savez(folder / "objects.npz", x=np.arange(2), y=np.array(["a", None], dtype=object))
+    (folder / "tables").mkdir()
+    n, n_val = 20, 4  # the class 'z' only in a validation row of --seed 0's split
+    rare = pd.DataFrame({"x": np.arange(n, dtype=float), "y": ["a", "b"] * (n // 2)})
+    rare.loc[np.sort(np.random.default_rng(0).permutation(n)[:n_val])[0], "y"] = "z"
+    rare.to_csv(folder / "rare.csv", index=False)
     model = dp.Network([2, 3, 2], seed=0)
     dp.save(model, folder / "model.safetensors", preprocessing={
         "features": ["x1", "x2"], "target": "y", "task": "classification",
@@ -144,20 +162,22 @@ BAD = [
     (["train", "--out", "m.st", "--checkpoint", "./m.st"], "--checkpoint m.st is also the --out"),
     (["train", "--out", "curves.png"], "--plot curves.png is also the --out"),
     (["predict", "model.safetensors", "other.csv", "--out", "other.csv"], "also the DATA file"),
+    (["predict", "model.safetensors", "gaps.csv"], "drop the row (or train with --impute"),
+    (["train", "semicolons.csv"], "the values seem separated by ';', not ','"),
+    (["train", "junk.npz"], "junk.npz: not an .npz archive"),
+    (["train", "objects.npz"], "array 'y' holds Python objects"),
+    (["train", "tables"], "tables is a folder"),
+    (["train", "rare.csv"], "class(es) 'z' of target 'y' fall only in the rows held out"),
 ]
 
 
 @pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(folder, args, message):
     bad_inputs(folder)
-    before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    result = run(*args)
-    assert result.exit_code == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert message in lines[0]
-    assert "Traceback" not in result.output
-    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    assert_one_error_line(run(*args), message)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    assert [p.name for p in folder.iterdir() if p.is_dir()] == ["tables"]
 
 
 def test_resume_refuses_contradicting_settings(folder):
@@ -168,8 +188,27 @@ def test_resume_refuses_contradicting_settings(folder):
     assert "--hidden [8] differs from the checkpoint's [4]" in result.stderr
     result = run("info", "run.ckpt")
     assert result.exit_code == 0 and "checkpoint at epoch 5 of 5" in result.stdout
+    assert "the run is complete; to train further" in result.stdout
     result = run("train", "--resume", "run.ckpt", "--epochs", "5")
     assert result.exit_code == 2 and "already at epoch 5" in result.stderr
+
+
+def test_resume_from_another_folder_with_the_default_target_named(folder, flowers, monkeypatch):
+    args = ["train", "flowers.csv", "--epochs", "4", "--hidden", "4", "--no-plot", "-q"]
+    assert run(*args, "--checkpoint", "run.ckpt").exit_code == 0
+    (folder / "elsewhere").mkdir()
+    monkeypatch.chdir(folder / "elsewhere")  # flowers.csv is ../flowers.csv from here
+    result = run("train", "--resume", "../run.ckpt", "--epochs", "6", "--target", "species")
+    assert result.exit_code == 0, result.output
+    assert load_with_metadata("model.safetensors")[1]["training"]["epochs_run"] == 6
+
+
+def test_predict_and_evaluate_take_a_built_in_dataset(folder):
+    assert run("train", "moons", "--epochs", "20", "--no-plot", "-q").exit_code == 0
+    result = run("predict", "model.safetensors", "moons")
+    assert result.exit_code == 0 and result.stdout.splitlines()[0] == "prediction"
+    result = run("evaluate", "model.safetensors", "moons")
+    assert result.exit_code == 0 and "rows of moons, target 'y'" in result.stdout
 
 
 def test_bare_command_prints_the_help():
@@ -230,3 +269,71 @@ def test_explain_prints_the_core_objectives_gradient_and_update(folder):
     np.testing.assert_allclose(arrays["∇_W^(3) ℓ = δ^(3) z^(2)ᵀ"], outer, atol=2e-6)
     delta2 = arrays["σ′(a^(2))"] * (net.weights[2].T @ arrays["δ^(3) = f − Ỹ"])
     np.testing.assert_allclose(arrays["δ^(2) = σ′(a^(2)) ∘ (W^(3))ᵀ δ^(3)"], delta2, atol=2e-6)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A model file and a checkpoint from a short run on the built-in moons."""
+    folder = tmp_path_factory.mktemp("trained")
+    result = run(
+        "train", "moons", "--hidden", "4", "--epochs", "3", "--checkpoint", folder / "run.ckpt",
+        "--out", folder / "model.safetensors", "--no-plot", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return folder
+
+
+def damaged_copy(source, target, path, value):
+    """``source`` with the metadata entry at ``path`` set to ``value`` (deleted: KeyError)."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    with safe_open(source, "np") as handle:
+        metadata = json.loads(handle.metadata()["deltaprop"])
+    entry = metadata
+    for key in path[:-1]:
+        entry = entry[key]
+    if value is KeyError:
+        del entry[path[-1]]
+    else:
+        entry[path[-1]] = value
+    save_file(load_file(source), target, metadata={"deltaprop": json.dumps(metadata)})
+
+
+MODEL, CHECKPOINT = "model.safetensors", "run.ckpt"
+DAMAGED = [  # (file, command, metadata entry, new value or KeyError to delete it, message)
+    (MODEL, "predict", ("preprocessing", "classes"), ["0", "1", "2"], "names 3 classes but"),
+    (MODEL, "evaluate", ("preprocessing", "classes"), [], "classes is []: expected a list"),
+    (MODEL, "predict", ("preprocessing", "mean"), ["a", "b"], "['a', 'b']: expected 2 finite"),
+    (MODEL, "predict", ("preprocessing", "task"), "banana", "task is 'banana': expected"),
+    (MODEL, "predict", ("preprocessing", "fill"), {"x1": "?"}, "fill is {'x1': '?'}"),
+    (MODEL, "info", ("training", "seconds"), "abc", "the file's metadata is mangled"),
+    (CHECKPOINT, "resume", ("history", "records", -1, "time"), KeyError, "not 3 records"),
+    (CHECKPOINT, "resume", ("optimizer", "learning_rate"), KeyError, "entry 'learning_rate'"),
+    (CHECKPOINT, "info", ("optimizer", "steps"), "x", "invalid literal for int()"),
+    (CHECKPOINT, "resume", ("settings", "run", "validation"), "x", "validation = 'x' is mangled"),
+    (CHECKPOINT, "resume", ("settings", "run", "hidden"), ["a"], "hidden = ['a'] is mangled"),
+    (CHECKPOINT, "resume", ("settings", "preprocessing"), KeyError, "preprocessing is None"),
+    (CHECKPOINT, "predict", None, None, "a training checkpoint, not a model file"),
+]
+
+
+@pytest.mark.parametrize(
+    "name, command, entry, value, message", DAMAGED, ids=[d[-1] for d in DAMAGED]
+)
+def test_a_damaged_model_file_or_checkpoint_is_one_clear_line(
+    trained, tmp_path, name, command, entry, value, message
+):
+    damaged = tmp_path / name
+    if entry is None:
+        damaged.write_bytes((trained / name).read_bytes())
+    else:
+        damaged_copy(trained / name, damaged, entry, value)
+    args = {
+        "predict": ["predict", damaged, "moons"],
+        "evaluate": ["evaluate", damaged, "moons"],
+        "info": ["info", damaged],
+        "resume": ["train", "--resume", damaged, "--epochs", "5", "--out", tmp_path / "m.st"],
+    }[command]
+    assert_one_error_line(run(*args), message)
+    assert not (tmp_path / "m.st").exists()

@@ -2,6 +2,7 @@
 class names, imputation, task inference and the JSON round trip."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -126,3 +127,18 @@ def test_unknown_columns_suggest_close_names():
     with pytest.raises(DataError, match="did you mean 'Species'"):
         pick_column(frame, "species")
     assert pick_column(frame, None) == "sepal"
+
+
+@pytest.mark.parametrize(
+    "stored, message",
+    [
+        ("features", "is 'features', not a JSON object"),
+        ({"target": "t"}, "lacks features"),
+        ({"features": ["a"], "target": "t", "mean": [0], "scale": [-1]}, "scale is [-1]"),
+        ({"features": ["a"], "target": "t", "mean": [0], "scale": [1], "target_scale": 0}, "> 0"),
+        ({"features": ["a"], "target": "t", "mean": [0], "scale": [1], "impute": "max"}, "max"),
+    ],
+)
+def test_a_mangled_stored_preprocessing_names_the_field(stored, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        Preprocessing.from_dict(stored)

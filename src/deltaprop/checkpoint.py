@@ -21,10 +21,9 @@ import numpy as np
 from .errors import ModelFileError
 from .network import Network
 from .optimizers import Optimizer
+from .serialization import CHECKPOINT_KIND as KIND
 from .serialization import METADATA_KEY, _plain, _read, _safetensors, write_atomically
 from .training import Callback, History, TrainingState
-
-KIND = "checkpoint"
 
 
 @dataclass
@@ -135,6 +134,13 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         )
     try:
         optimizer = dict(metadata["optimizer"])
+        Optimizer(optimizer["learning_rate"])  # η a finite number > 0
+        if int(optimizer["steps"]) != optimizer["steps"] or optimizer["steps"] < 0:
+            raise ValueError(f"optimizer steps {optimizer['steps']!r} is not a count")
+        records = metadata["history"]["records"]
+        timed = [isinstance(r, dict) and isinstance(r.get("time"), (int, float)) for r in records]
+        if not all(timed) or len(records) != metadata["epoch"]:
+            raise ValueError(f"the history is not {metadata['epoch']} records with their time")
         optimizer["arrays"] = {
             k.removeprefix("optimizer."): v for k, v in tensors.items() if k != "params"
         }
@@ -150,8 +156,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         )
         checkpoint.generator()  # a mangled generator state fails here, not mid-run
     except (KeyError, TypeError, ValueError, AttributeError) as err:
+        problem = f"missing entry {err}" if isinstance(err, KeyError) else str(err)
         raise ModelFileError(
-            f"{path}: checkpoint metadata is incomplete or mangled ({err})"
+            f"{path}: checkpoint metadata is incomplete or mangled ({problem})"
         ) from None
     return checkpoint
 

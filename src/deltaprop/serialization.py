@@ -21,6 +21,7 @@ from .network import Network
 
 FORMAT_VERSION = 1
 METADATA_KEY = "deltaprop"
+CHECKPOINT_KIND = "checkpoint"  # written by deltaprop.checkpoint; not a model file
 MAX_HEADER = 100_000_000  # bytes; safetensors' own limit
 PICKLE_PROTOCOLS = {bytes([p]) for p in range(2, 6)}
 _LOADERS: dict[str, Callable[[Network, dict], object]] = {
@@ -112,6 +113,11 @@ def load_with_metadata(path: str | os.PathLike) -> tuple[object, dict]:
     Any defect of the file raises ``ModelFileError`` before anything is built from it.
     """
     tensors, metadata = _read(Path(path))
+    if metadata.get("kind") == CHECKPOINT_KIND:
+        raise CheckpointGiven(
+            f"{path}: this is a training checkpoint, not a model file; use the model file "
+            f"written by --out, or continue training with deltaprop train --resume {path}"
+        )
     network = _build_network(tensors, metadata)
     kind = metadata.get("kind")
     if kind not in _LOADERS and kind in ("mlp_classifier", "mlp_regressor"):
@@ -130,6 +136,10 @@ def load_with_metadata(path: str | os.PathLike) -> tuple[object, dict]:
         raise ModelFileError(
             f"{path}: metadata for a {kind} is incomplete or mangled ({problem})"
         ) from None
+
+
+class CheckpointGiven(ModelFileError):
+    """A training checkpoint was given where a model file is needed."""
 
 
 def _read(path: Path) -> tuple[dict, dict]:

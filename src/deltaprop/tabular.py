@@ -12,6 +12,8 @@ prediction time by ``Preprocessing.from_dict``. Every defect of the input raises
 from __future__ import annotations
 
 import difflib
+import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +45,8 @@ def read_table(path: str | Path):
     pd = _pandas()
     path = Path(path)
     kind = READERS.get(path.suffix.lower())
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give a .csv, .tsv, .parquet or .npz file in it")
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path")
     if kind is None and path.suffix.lower() not in READERS:
@@ -67,6 +71,14 @@ def read_table(path: str | Path):
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(f"{path}: could not be read as {path.suffix[1:]} ({first})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    if kind in (",", "\t") and len(frame.columns) == 1:
+        other = next((d for d in ";|\t," if d != kind and d in frame.columns[0]), None)
+        if other:
+            raise DataError(
+                f"{path}: every row is one column; the values seem separated by {other!r}, "
+                f"not {kind!r}. Save the file with {kind!r} between values, or rename it to "
+                ".txt to have the separator detected"
+            )
     if len(frame) == 0:
         raise DataError(f"{path}: the file has no data rows; add rows below the header")
     if len(set(frame.columns)) != len(frame.columns):
@@ -79,9 +91,17 @@ def read_table(path: str | Path):
 def _npz_frame(path: Path):
     pd = _pandas()
     columns = {}
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not an .npz archive; write one with numpy.savez")
     with np.load(path, allow_pickle=False) as data:
         for key in data.files:
-            array = data[key]
+            try:
+                array = data[key]
+            except ValueError:  # object arrays need pickle, which deltaprop never loads
+                raise DataError(
+                    f"{path}: array {key!r} holds Python objects; save numbers or fixed-width "
+                    "text (e.g. y.astype(str)) instead"
+                ) from None
             if array.ndim == 1:
                 columns[key] = array
             elif array.ndim == 2:
@@ -301,7 +321,7 @@ class Preprocessing:
             source = frame.attrs.get("source", "data")
             raise DataError(
                 f"{source}: {where(frame, column, int(np.argmax(missing)))} is missing; fill "
-                "it in, drop the row, or pass --impute mean (or median)"
+                "it in or drop the row (or train with --impute mean or median to fill gaps)"
             )
         values = values.copy()
         values[missing] = self.fill[column]
@@ -337,12 +357,68 @@ class Preprocessing:
     def from_dict(cls, data: dict) -> Preprocessing:
         """From a model file's metadata; files from the playground (numeric inputs, no task)
         are read too."""
+        if not isinstance(data, dict):
+            raise DataError(f"the stored preprocessing is {_shown(data)}, not a JSON object")
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "unseen"}
         known.setdefault("task", "classification" if data.get("classes") else "regression")
+        missing = [k for k in ("features", "target") if k not in known]
+        if missing:
+            raise DataError(f"the stored preprocessing lacks {' and '.join(missing)}")
         prep = cls(**known)
-        if len(prep.mean) != len(prep.numeric) or len(prep.scale) != len(prep.numeric):
-            raise DataError("the model file's preprocessing is inconsistent (mean/scale lengths)")
+        for name, problem in prep._problems():
+            if problem:
+                raise DataError(
+                    f"the stored preprocessing's {name} is {_shown(getattr(prep, name))}: {problem}"
+                )
         return prep
+
+    def _problems(self):
+        """(field, what is wrong or ''), in an order where each check may rely on the ones
+        before it."""
+        yield "features", "" if _texts(self.features) else "expected a list of column names"
+        yield "target", "" if isinstance(self.target, str) else "expected a column name"
+        yield "task", "" if self.task in TASKS[1:] else f"expected one of {', '.join(TASKS[1:])}"
+        good = isinstance(self.categories, dict) and all(map(_texts, self.categories.values()))
+        yield "categories", "" if good else "expected {column: [category, ...]}"
+        n = len(self.numeric)
+        for name in ("mean", "scale"):
+            values = getattr(self, name)
+            good = (
+                _numbers(values)
+                and len(values) == n
+                and (name == "mean" or all(v > 0 for v in values))
+            )
+            expected = f"expected {n} finite numbers (scale > 0), one per numeric column"
+            yield name, "" if good else expected
+        if self.task == "classification":
+            good = _texts(self.classes) and len(self.classes) >= 2
+            yield "classes", "" if good else "expected a list of at least two class names"
+        else:
+            yield "target_mean", "" if _numbers([self.target_mean]) else "expected a number"
+            good = _numbers([self.target_scale]) and self.target_scale > 0
+            yield "target_scale", "" if good else "expected a number > 0"
+        good = self.impute in (None, *IMPUTE)
+        yield "impute", "" if good else f"expected null or one of {', '.join(IMPUTE)}"
+        good = isinstance(self.fill, dict) and all(
+            isinstance(v, str) if c in self.categories else _numbers([v])
+            for c, v in self.fill.items()
+        )
+        yield "fill", "" if good else "expected a number per numeric column, a text per text one"
+
+
+def _texts(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _numbers(value) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def dataset_frame(dataset):

@@ -22,8 +22,8 @@ class Widths(click.ParamType):
     name = "WIDTHS"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, list):
-            return value
+        if isinstance(value, list):  # as stored in a checkpoint: checked like the text
+            value = ",".join(map(str, value))
         text = str(value).strip()
         if text in ("", "0", "none"):
             return []
@@ -80,7 +80,7 @@ def open_data(data: str):
     """(table, name): a built-in dataset by name, or a CSV/TSV/Parquet/.npz file by path.
     Built-in tables carry the dataset's task in ``frame.attrs['task']``."""
     path = Path(data)
-    if path.is_file():
+    if path.is_file() or path.is_dir():  # read_table explains why a folder is no table
         return read_table(path), path.name
     if data in datasets.names():
         dataset = datasets.load(data)

@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import DataError, ModelFileError
 from ..network import Network
-from ..serialization import load_with_metadata, write_atomically
-from ..tabular import Preprocessing, pick_column, read_table
+from ..serialization import CheckpointGiven, load_with_metadata, write_atomically
+from ..tabular import Preprocessing, pick_column
 from . import common, report
 
 
@@ -28,11 +28,21 @@ def open_model(path: str, frame) -> tuple[Network, Preprocessing, dict]:
         try:
             prep = Preprocessing.from_dict(metadata["preprocessing"])
         except (TypeError, DataError) as err:
-            raise ModelFileError(f"{path}: the stored preprocessing is mangled ({err})") from None
+            raise ModelFileError(f"{path}: {err}; the file is damaged") from None
         if len(prep.inputs) != network.n_features:
             raise ModelFileError(
                 f"{path}: the preprocessing gives {len(prep.inputs)} inputs but the network "
                 f"takes {network.n_features}"
+            )
+        if (prep.task == "classification") != network.output.classification:
+            raise ModelFileError(
+                f"{path}: the preprocessing is for {prep.task} but the network's output is "
+                f"{network.output.name}; the file is damaged"
+            )
+        if prep.task == "classification" and len(prep.classes) != network.n_outputs:
+            raise ModelFileError(
+                f"{path}: the preprocessing names {len(prep.classes)} classes but the network "
+                f"has {network.n_outputs} outputs; the file is damaged"
             )
         return network, prep, metadata
     d = network.n_features
@@ -80,7 +90,7 @@ def predict(model: str, data: str, out: str | None, proba: bool) -> None:
 
     path = common.check_output(out, "--out", (".csv", ".tsv", ".parquet"))
     common.check_distinct({"DATA file": data, "MODEL file": model}, {"--out": path})
-    frame = read_table(data)
+    frame, _ = common.open_data(data)
     network, prep, _ = open_model(model, frame)
     predicted, f = _outputs(network, prep, frame)
     table = pd.DataFrame({"prediction": predicted})
@@ -108,7 +118,7 @@ def predict(model: str, data: str, out: str | None, proba: bool) -> None:
 def evaluate(model: str, data: str, target: str | None) -> None:
     """Accuracy, per-class precision/recall and the confusion matrix (classifiers), or MSE,
     MAE and R² (regressors), of MODEL on DATA."""
-    frame = read_table(data)
+    frame, _ = common.open_data(data)
     network, prep, _ = open_model(model, frame)
     predicted, f = _outputs(network, prep, frame)
     prep.target = pick_column(frame, target or prep.target or None)
@@ -129,22 +139,11 @@ def evaluate(model: str, data: str, target: str | None) -> None:
 def info(model: str, as_json: bool) -> None:
     """The architecture, preprocessing and training summary stored in MODEL (a model file
     or a checkpoint written by ``deltaprop train --checkpoint``)."""
-    from ..checkpoint import load_checkpoint
-
     try:
-        checkpoint = load_checkpoint(model)
-    except ModelFileError:  # not a checkpoint: read it as a model file, with its own errors
-        checkpoint = None
-    if checkpoint is not None:
-        run = checkpoint.settings.get("run", {})
-        click.echo(
-            f"{model}: training checkpoint at epoch {checkpoint.epoch} of "
-            f"{checkpoint.settings.get('epochs')}; network {checkpoint.architecture['sizes']}, "
-            f"{run.get('solver')} on {run.get('data')}; continue with "
-            f"deltaprop train --resume {model}"
-        )
+        network, metadata = load_with_metadata(model)
+    except CheckpointGiven:
+        _checkpoint_summary(model)
         return
-    network, metadata = load_with_metadata(model)
     if as_json:
         click.echo(json.dumps(metadata, indent=2))
         return
@@ -156,13 +155,43 @@ def info(model: str, as_json: bool) -> None:
         f"network: {'-'.join(map(str, network.sizes))}, hidden σ: {hidden}, output: "
         f"{network.output.name}, {network.dtype.name}, {network.params.size} parameters"
     )
+    try:
+        _summary(metadata, console)
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise ModelFileError(
+            f"{model}: the file's metadata is mangled ({type(err).__name__}: {err}); "
+            f"deltaprop info --json {model} shows it as stored"
+        ) from None
+
+
+def _checkpoint_summary(path: str) -> None:
+    from ..checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(path)
+    run, epochs = checkpoint.settings.get("run") or {}, checkpoint.settings.get("epochs")
+    if isinstance(epochs, int) and checkpoint.epoch < epochs:
+        then = f"continue with deltaprop train --resume {path}"
+    else:
+        then = (
+            f"the run is complete; to train further: deltaprop train --resume {path} "
+            f"--epochs M with M > {checkpoint.epoch}"
+        )
+    click.echo(
+        f"{path}: training checkpoint at epoch {checkpoint.epoch} of {epochs}; network "
+        f"{checkpoint.architecture['sizes']}, {run.get('solver')} on {run.get('data')}; {then}"
+    )
+
+
+def _summary(metadata: dict, console) -> None:
+    """The inputs, classes and training summary stored in a model file's metadata."""
     prep = metadata.get("preprocessing") or {}
     if prep:
         console.print(
-            f"inputs: {', '.join(prep.get('features', []))} → target {prep.get('target')!r}"
+            f"inputs: {', '.join(map(str, prep.get('features', [])))} → target "
+            f"{prep.get('target')!r}"
         )
         if prep.get("classes"):
-            console.print(f"classes: {', '.join(prep['classes'])}")
+            console.print(f"classes: {', '.join(map(str, prep['classes']))}")
     if metadata.get("feature_names_in"):
         console.print(f"inputs: {', '.join(map(str, metadata['feature_names_in']))}")
     _training_summary(metadata, console)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, ModelFileError
 from ..network import Network
 from ..objective import Objective
 from ..optimizers import Adam, GradientDescent, Momentum
-from ..tabular import Preprocessing, infer_task, pick_column
+from ..tabular import Preprocessing, infer_task, label_names, pick_column
 from ..training import History, TrainingInterrupted, fit
 from . import common
 
@@ -69,6 +70,11 @@ class Session:
         """Read and split the data, fit (or restore) the preprocessing, build the network."""
         frame, name = common.open_data(settings["data"])
         target = pick_column(frame, settings["target"])
+        # stored resolved, so a resumed run finds its file from any folder and a later
+        # --target naming the default column agrees with it
+        settings["target"] = target
+        if Path(settings["data"]).is_file():
+            settings["data"] = str(Path(settings["data"]).resolve())
         task, note = settings["task"], ""
         if task == "auto" and "task" in frame.attrs:
             task = frame.attrs["task"]
@@ -87,11 +93,15 @@ class Session:
         order = rng.permutation(n)
         val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
         if checkpoint is not None:
-            prep = Preprocessing.from_dict(checkpoint.settings["preprocessing"])
+            try:
+                prep = Preprocessing.from_dict(checkpoint.settings.get("preprocessing"))
+            except (TypeError, DataError) as err:
+                raise ModelFileError(f"{checkpoint.path}: {err}; the file is damaged") from None
         else:
             prep = Preprocessing.fit(
                 frame, target, task, train_rows, settings["features"], settings["impute"]
             )
+            _check_classes_learnt(prep, frame, val_rows)
         X, y = prep.transform(frame), prep.encode_target(frame)
         if task == "regression":
             y = y[:, None]  # one output column, as the identity output's targets
@@ -276,3 +286,17 @@ class Session:
 
         f = self.network.forward(self.prep.transform(pd.DataFrame(raw, columns=self.prep.features)))
         return f if self.classification else self.prep.decode(f[:, 0])
+
+
+def _check_classes_learnt(prep: Preprocessing, frame, val_rows: np.ndarray) -> None:
+    """A class that falls only in the validation rows cannot be learnt: say so at once."""
+    if prep.task != "classification":
+        return
+    held_out = set(label_names(frame[prep.target].to_numpy()[val_rows]))
+    unlearnt = sorted(map(str, held_out - set(prep.classes)))
+    if unlearnt:
+        raise DataError(
+            f"class(es) {', '.join(map(repr, unlearnt[:5]))} of target {prep.target!r} fall "
+            "only in the rows held out for validation, so they cannot be learnt; use more rows "
+            "of those classes, another --seed or a smaller --validation"
+        )

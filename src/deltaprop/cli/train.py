@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 from click.core import ParameterSource
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelFileError
 from ..training import TrainingInterrupted
 from . import common, report
 from .session import SOLVERS, Session
@@ -164,6 +164,28 @@ def train(ctx: click.Context, **options) -> int:
     return 0
 
 
+def _checked_run(ctx: click.Context, path: str, stored: dict) -> dict:
+    """The checkpoint's run settings, each checked by its command-line option's type."""
+    params = {p.name: p for p in ctx.command.params}
+    checked = {}
+    for key in RUN_KEYS:
+        value = stored[key]
+        try:
+            if key == "features":  # stored as the list the command line's text was split into
+                if value is not None and not all(isinstance(v, str) for v in value):
+                    raise click.BadParameter("expected a list of column names")
+                checked[key] = value
+            else:
+                checked[key] = None if value is None else params[key].type_cast_value(ctx, value)
+        except (click.BadParameter, TypeError) as err:
+            message = err.format_message() if isinstance(err, click.BadParameter) else err
+            raise ModelFileError(
+                f"{path}: the stored setting {key} = {value!r} is mangled ({message}); the "
+                "file is damaged"
+            ) from None
+    return {**stored, **checked}
+
+
 def _blas_threads(threads: int | None, session: Session):
     """A BLAS thread limit: ``threads``, or 1 when a step is too small to share (n·|θ| below
     ``SMALL_WORK``; measured on this 2-core machine under load: the default spiral run trained
@@ -200,6 +222,7 @@ def _resume_settings(ctx: click.Context, options: dict):
     stored = checkpoint.settings.get("run")
     if not isinstance(stored, dict) or not set(RUN_KEYS) <= set(stored):
         raise ConfigError(f"{options['resume']}: not a checkpoint written by deltaprop train")
+    stored = _checked_run(ctx, options["resume"], stored)
     for key in RUN_KEYS:
         given = ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE
         if given and options[key] != stored[key]:
