@@ -313,6 +313,7 @@ DAMAGED = [  # (file, command, metadata entry, new value or KeyError to delete i
     (CHECKPOINT, "info", ("optimizer", "steps"), "x", "invalid literal for int()"),
     (CHECKPOINT, "resume", ("settings", "run", "validation"), "x", "validation = 'x' is mangled"),
     (CHECKPOINT, "resume", ("settings", "run", "hidden"), ["a"], "hidden = ['a'] is mangled"),
+    (CHECKPOINT, "resume", ("settings", "run", "features"), "x1", "features = 'x1' is mangled"),
     (CHECKPOINT, "resume", ("settings", "preprocessing"), KeyError, "preprocessing is None"),
     (CHECKPOINT, "predict", None, None, "a training checkpoint, not a model file"),
 ]

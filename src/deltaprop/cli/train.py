@@ -172,7 +172,8 @@ def _checked_run(ctx: click.Context, path: str, stored: dict) -> dict:
         value = stored[key]
         try:
             if key == "features":  # stored as the list the command line's text was split into
-                if value is not None and not all(isinstance(v, str) for v in value):
+                names = isinstance(value, list) and all(isinstance(v, str) for v in value)
+                if value is not None and not names:
                     raise click.BadParameter("expected a list of column names")
                 checked[key] = value
             else:
