@@ -39,3 +39,17 @@ def test_sharpness_panel_is_drawn_only_when_tracked():
     View.history = plain
     assert not condition(View)
     assert dp.SharpnessTracker  # exported beside the CLI flag
+
+
+def test_sharpness_under_lbfgs_is_recorded_without_a_step_size(tmp_path):
+    X, y = dp.datasets.load("moons", n=60).X, dp.datasets.load("moons", n=60).y
+    net = dp.Network([2, 5, 2], seed=0, dtype="float64")
+    tracker = dp.SharpnessTracker(2, data=(X, y))
+    history = dp.fit_lbfgs(net, X, y, max_iter=5, callbacks=[tracker])
+    assert np.isfinite(history["sharpness"][::2]).all() and "stability_threshold" not in history
+    plot = tmp_path / "curves.png"
+    args = ["train", "--solver", "lbfgs", "--epochs", "4", "--track-sharpness", "2", "--quiet"]
+    args += ["--out", tmp_path / "m.safetensors", "--plot", plot]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    assert plot.stat().st_size > 0

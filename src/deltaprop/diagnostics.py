@@ -73,8 +73,9 @@ class SharpnessTracker(Callback):
         self._first, self._v0 = len(state.history), None
         self._initial = self._measure(state.network.params)
         state.extra["sharpness"] = self._initial[0]
-        eta, top = state.optimizer.learning_rate, self._initial[0]
-        if self.warn and isinstance(state.optimizer, GradientDescent) and eta * top > 2:
+        top = self._initial[0]
+        eta = state.optimizer.learning_rate if isinstance(state.optimizer, GradientDescent) else 0
+        if self.warn and eta * top > 2:
             warnings.warn(
                 f"gradient descent with learning rate η = {eta:.4g} exceeds 2/λ_max = "
                 f"{2 / top:.4g} at the initial parameters (sharpness λ_max = {top:.4g}): "
@@ -91,7 +92,8 @@ class SharpnessTracker(Callback):
             return
         values = self._initial if since == 0 else self._measure(state.extra["params_before_step"])
         record["sharpness"] = values[0]
-        record["stability_threshold"] = 2 / state.optimizer.learning_rate
+        if state.optimizer is not None:  # L-BFGS has no step size η
+            record["stability_threshold"] = 2 / state.optimizer.learning_rate
         for i, value in enumerate(values[1:], start=2):
             record[f"sharpness_{i}"] = value
         state.extra["sharpness"] = values[0]

@@ -75,14 +75,19 @@ def _accuracy_panel(ax, view: TrainingView) -> None:
 
 
 def _sharpness_panel(ax, view: TrainingView) -> None:
-    """λ_max(∇²J) where it was measured, against the stability threshold 2/η."""
+    """λ_max(∇²J) where it was measured, against the stability threshold 2/η (none for
+    L-BFGS, which has no η)."""
     epochs = np.arange(1, len(view.history) + 1)
     sharpness = view.history["sharpness"]
     measured = np.isfinite(sharpness)
     ax.plot(epochs[measured], sharpness[measured], marker=".", label="sharpness λ_max")
-    threshold = view.history["stability_threshold"][measured]
-    ax.plot(epochs[measured], threshold, "k--", label="2/η")
-    ax.set(xlabel="epoch", ylabel="λ_max(∇²J)", title="sharpness vs 2/η")
+    with_eta = "stability_threshold" in view.history
+    if with_eta:
+        threshold = view.history["stability_threshold"][measured]
+        ax.plot(epochs[measured], threshold, "k--", label="2/η")
+    ax.set(
+        xlabel="epoch", ylabel="λ_max(∇²J)", title="sharpness vs 2/η" if with_eta else "sharpness"
+    )
     ax.legend()
 
 
