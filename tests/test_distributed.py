@@ -175,8 +175,13 @@ def test_bad_inputs_are_refused_with_clear_errors(client, data):
         dp.fit(net, Xd, da.from_array(y, chunks=100), backend=dp.DaskBackend(client))
     bad = X.copy()
     bad[123, 4] = np.inf
-    with pytest.raises(dp.DataError, match="NaN or infinity"):
+    with pytest.raises(dp.DataError, match=r"NaN or infinity \(first at row 123, column 4\)"):
         dp.fit(net, da.from_array(bad, chunks=(PARTS, 6)), y, backend=dp.DaskBackend(client))
+    unknown = da.from_array(X, chunks=(PARTS, 6))[da.from_array(y, chunks=PARTS) >= 0]
+    with pytest.raises(dp.DataError, match="compute_chunk_sizes"):
+        dp.Objective(net).value(unknown, y)
+    with pytest.raises(dp.DataError, match="Y is missing"):
+        dp.Objective(net).value(Xd)
     with pytest.raises(dp.DataError, match="0..2"):
         dp.Objective(net).value(Xd, da.from_array(y + 1, chunks=PARTS))
     with pytest.raises(dp.DataError, match="expects 6"):

@@ -155,6 +155,8 @@ def test_a_file_is_read_block_by_block_with_bounded_memory(tmp_path):
         ),
         (lambda p: NpySource(p / "fortran.npy", p / "y.npy"), dp.DataError, "Fortran"),
         (lambda p: NpySource(p / "short.npy", p / "y.npy"), dp.DataError, "30 rows but Y has 100"),
+        (lambda p: NpySource(p / "cut.npy", p / "y.npy"), dp.DataError, "cut.npy is truncated"),
+        (lambda p: ShardSource(p / "npy", target=np.zeros(3)), dp.ConfigError, "name or index"),
     ],
 )
 def test_bad_files_are_refused_with_a_clear_message(data, make, error, message):
@@ -162,6 +164,7 @@ def test_bad_files_are_refused_with_a_clear_message(data, make, error, message):
     np.save(path / "odd.npy", np.zeros((4, 7), np.float32))  # 7 columns, the shards have 6
     np.save(path / "fortran.npy", np.asfortranarray(X))
     np.save(path / "short.npy", X[:30])
+    (path / "cut.npy").write_bytes((path / "X.npy").read_bytes()[:-50])  # a copy cut short
     with pytest.raises(error, match=message):
         make(path)
 
@@ -178,6 +181,47 @@ def test_bad_values_in_a_file_and_misuse_are_refused(data):
         dp.fit(dp.Network([4, 3]), str(path / "X.npy"), str(path / "y.npy"))
     with pytest.raises(dp.ConfigError, match="mini-batches"):
         dp.fit(_net(), str(path / "X.npy"), str(path / "y.npy"), batch_size=10)
+
+
+def test_lists_are_data_and_globs_of_npy_files_are_shards(data):
+    path, X, y, _ = data
+    objective = dp.Objective(_net(), chunk_size=16)
+    J, g = objective.value_and_grad(X, y)
+    g = g.copy()  # the objective reuses its gradient buffer
+    J_list, g_list = objective.value_and_grad(X.tolist(), y.tolist())
+    assert J_list == J and g_list.tobytes() == g.tobytes()
+    history = dp.fit(_net(), X.tolist(), y, epochs=2, validation=(X[:9].tolist(), y[:9]))
+    assert len(history) == 2 and "val_loss" in history
+    by_glob = _value_and_grad(_net(), str(path / "npy" / "part-*.npy"))
+    assert by_glob[0] == _value_and_grad(_net(), ShardSource(path / "npy"))[0]
+
+
+def test_the_index_pandas_stores_in_parquet_is_not_a_feature(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [0.5, 1.0, 2.0], "b": [1.0, 0.0, 3.0], "y": [0, 1, 0]})
+    frame.iloc[[2, 0, 1]].to_parquet(tmp_path / "part-0.parquet")  # an index pandas stores
+    source = ShardSource(tmp_path, target="y")
+    assert source.feature_names == ["a", "b"] and source.n_features == 2
+
+
+def test_a_bad_value_is_named_by_its_shard_and_row_or_its_row_in_the_data(data):
+    path, X, y, _ = data
+    table = np.column_stack([X, y]).astype(np.float32)[40:85]
+    table[9, 1] = np.nan
+    np.save(path / "npy" / "part-1.npy", table)
+    message = r"shard .*part-1\.npy: X contains NaN or infinity \(first at row 9, column 1\)"
+    with pytest.raises(dp.DataError, match=message):
+        dp.Objective(_net(), chunk_size=4).value(ShardSource(path / "npy"))
+    X[67, 3] = np.inf
+    np.save(path / "inf.npy", X)
+    with pytest.raises(dp.DataError, match=r"first at row 67, column 3"):
+        dp.Objective(_net(), chunk_size=16).value(NpySource(path / "inf.npy", y, partitions=PARTS))
+
+
+def test_no_rows_at_all_is_said_so(tmp_path):
+    np.save(tmp_path / "part-0.npy", np.zeros((0, 6), np.float32))
+    with pytest.raises(dp.DataError, match="the data have no rows"):
+        dp.Objective(_net()).value(ShardSource(tmp_path))
 
 
 def test_dask_data_without_a_client_says_how_to_start_one():

@@ -79,7 +79,10 @@ class DaskBackend:
             return self._prepared[key]
         check = delayed(check_partition, pure=True)
         threads = max(1, sum(self.client.nthreads().values()))
-        parts = [check(network_spec(network), part) for part in loaders(source, threads)]
+        parts = [
+            check(network_spec(network), part, prefix, first)
+            for part, (prefix, first) in loaders(source, threads)
+        ]
         futures = self.client.compute(parts)
         weights = self.client.gather(self.client.map(partition_weight, futures, rows=rows))
         total = check_total(sum(weights)) if source.weighted else float(len(source))
@@ -186,8 +189,9 @@ def connect(client, timeout: float, n_workers: int | None):
 
 
 def loaders(source: Source, threads: int) -> list:
-    """One delayed (X, Y, w) per non-empty partition, built where it runs (no scatter).
-    Arrays and ``.npy`` files given without partitions are split in one per worker thread."""
+    """(delayed (X, Y, w), its origin for messages) per non-empty partition, built where it
+    runs (no scatter). Arrays and ``.npy`` files given without partitions are split in one
+    per worker thread."""
     from dask import delayed
 
     sizes = source.partitions
@@ -207,7 +211,11 @@ def loaders(source: Source, threads: int) -> list:
         ]
     else:
         parts = [delayed(source.read_partition, pure=False)(p) for p in range(len(sizes))]
-    return [part for part, size in zip(parts, sizes) if size > 0]
+    if sizes is source.partitions:
+        origins = [source.origin(p) for p in range(len(sizes))]
+    else:  # arrays split here, one part per thread
+        origins = [("", int(start)) for start in np.cumsum((0, *sizes[:-1]))]
+    return [(part, origin) for part, origin, size in zip(parts, origins, sizes) if size > 0]
 
 
 def window(data, start: int, stop: int):
@@ -251,10 +259,11 @@ def worker_network(spec: tuple, rows: int) -> tuple[Network, Workspace]:
     return cache[key]
 
 
-def check_partition(spec: tuple, part: tuple) -> tuple:
-    """The partition validated and encoded for the network (labels as integers, w in dtype)."""
+def check_partition(spec: tuple, part: tuple, prefix: str = "", first_row: int = 0) -> tuple:
+    """The partition validated and encoded for the network (labels as integers, w in dtype);
+    messages name its place (``Source.origin``)."""
     network, _ = worker_network(spec, 1)
-    return check_block(network, *part)
+    return check_block(network, *part, first_row=first_row, prefix=prefix)
 
 
 def partition_weight(part: tuple, rows: int) -> float:

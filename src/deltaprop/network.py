@@ -228,7 +228,7 @@ def all_finite(A: np.ndarray) -> bool:
     return bool(np.isfinite(total)) or bool(np.isfinite(A).all())
 
 
-def check_range(X: np.ndarray, dtype) -> None:
+def check_range(X: np.ndarray, dtype, first_row: int = 0) -> None:
     """Raise ``DataError`` when finite values of X overflow ``dtype``, the network's (float64
     data with values beyond ±3.4e38 would turn into ±∞ in a float32 network)."""
     limit = float(np.finfo(dtype).max)
@@ -237,15 +237,15 @@ def check_range(X: np.ndarray, dtype) -> None:
     if max(float(X.max()), -float(X.min())) > limit:
         row, column = np.argwhere(np.abs(X) > limit)[0]
         raise DataError(
-            f"X holds {X[row, column]:g} (row {row}, column {column}), beyond the range of the "
-            f"network's {np.dtype(dtype).name} (±{limit:.4g}); scale the data (e.g. "
+            f"X holds {X[row, column]:g} (row {first_row + row}, column {column}), beyond the "
+            f"range of the network's {np.dtype(dtype).name} (±{limit:.4g}); scale the data (e.g. "
             "standardise each column) or use a float64 network"
         )
 
 
-def check_features(X, n_features: int, dtype=None) -> np.ndarray:
+def check_features(X, n_features: int, dtype=None, first_row: int = 0) -> np.ndarray:
     """X as a 2-D array with ``n_features`` columns and only finite values (that also fit in
-    ``dtype`` when given)."""
+    ``dtype`` when given); messages count rows from ``first_row`` (X's place in the data)."""
     if not hasattr(X, "shape") or not hasattr(X, "dtype"):
         X = np.asarray(X)
     if X.ndim == 1 and n_features == 1:
@@ -264,9 +264,9 @@ def check_features(X, n_features: int, dtype=None) -> np.ndarray:
     if not all_finite(X):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise DataError(
-            f"X contains NaN or infinity (first at row {bad[0]}, column {bad[1]}); "
+            f"X contains NaN or infinity (first at row {first_row + bad[0]}, column {bad[1]}); "
             "remove or impute those values"
         )
     if dtype is not None:
-        check_range(X, dtype)
+        check_range(X, dtype, first_row)
     return X

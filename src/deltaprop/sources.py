@@ -18,7 +18,9 @@ The checks the objective's inputs pass (``check_data``; ``check_block`` per bloc
 from __future__ import annotations
 
 import glob
+import math
 import mmap
+import numbers
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -58,13 +60,23 @@ class Source:
         """The whole partition as one block (what a Dask loader task returns)."""
         return next(self.raw_blocks(partition, max(self.partitions[partition], 1)))
 
+    def origin(self, partition: int) -> tuple[str, int]:
+        """Where a partition's rows are, for messages: (a prefix naming its file, or "";
+        the number of its first row)."""
+        return "", sum(self.partitions[:partition])
+
     def check(self, network: Network, rows: int) -> float:
         """Validate every block for ``network``; returns Σ_i w_i (n without weights)."""
-        checked = (
-            (check_block(network, *block) for block in self.raw_blocks(p, rows))
-            for p in range(len(self.partitions))
-        )
+        if len(self) == 0:
+            raise DataError("the data have no rows; pass at least one sample")
+        checked = (self._checked_blocks(network, p, rows) for p in range(len(self.partitions)))
         return check_total(sum(blocks_weight(blocks) for blocks in checked))
+
+    def _checked_blocks(self, network: Network, partition: int, rows: int) -> Iterator[Block]:
+        prefix, first = self.origin(partition)
+        for X, Y, w in self.raw_blocks(partition, rows):
+            yield check_block(network, X, Y, w, first_row=first, prefix=prefix)
+            first += len(X)
 
     def blocks(self, network: Network, partition: int, rows: int) -> Iterator[Block]:
         """Kernel-ready blocks: targets encoded (labels as integers), weights in the dtype."""
@@ -134,6 +146,14 @@ class NpyRows:
         if self.dtype.hasobject or not self.shape:
             raise DataError(f"{self.path} must hold a numeric array with rows, got {dtype} {shape}")
         self.row_items = int(np.prod(self.shape[1:], dtype=np.int64))
+        need = self.offset + len(self) * self.row_items * self.dtype.itemsize
+        have = os.path.getsize(self.path)
+        if have < need:
+            raise DataError(
+                f"{self.path} is truncated: its header promises a {self.dtype} array of shape "
+                f"{self.shape} ({need} bytes with the header) but the file has {have} bytes; "
+                "write it again"
+            )
 
     @property
     def ndim(self) -> int:
@@ -208,8 +228,11 @@ class ShardSource(Source):
         self.partitions = tuple(self._rows(p) for p in self.paths)
 
     def _columns(self, path: Path):
-        if self.parquet:
-            return tuple(pq().read_schema(path).names)
+        if self.parquet:  # without the index pandas stores (df.to_parquet), unless asked for
+            schema = pq().read_schema(path)
+            index = (schema.pandas_metadata or {}).get("index_columns", [])
+            asked = [self.target, *(self.features or ())]
+            return tuple(c for c in schema.names if c not in index or c in asked)
         rows = NpyRows(path)
         if rows.ndim != 2:
             raise DataError(f"shard {path} must be 2-D (rows × columns), got shape {rows.shape}")
@@ -221,13 +244,20 @@ class ShardSource(Source):
     def _column_split(self):
         """(feature columns, target column) as names (Parquet) or indices (.npy)."""
         names = list(self.columns) if self.parquet else list(range(self.columns))
+        if isinstance(self.target, numbers.Integral) and not isinstance(self.target, bool):
+            self.target = int(self.target)
+        elif not isinstance(self.target, str):
+            raise ConfigError(
+                f"for shards, Y is the target column's name or index, not a "
+                f"{type(self.target).__name__}; the shards hold the targets themselves"
+            )
         try:
             target = names[self.target] if isinstance(self.target, int) else self.target
             if target not in names:
                 raise IndexError
         except (IndexError, TypeError):
             raise ConfigError(
-                f"target column {self.target!r} is not in the shards' columns {describe(names)}"
+                f"target column {self.target!r} is not in the shards' {describe(names)}"
             ) from None
         features = list(self.features) if self.features is not None else names
         missing = [c for c in features if c not in names]
@@ -253,6 +283,9 @@ class ShardSource(Source):
                 pending = pending.slice(rows)
         if pending is not None and pending.num_rows:
             yield self._arrays(pending)
+
+    def origin(self, partition: int) -> tuple[str, int]:
+        return f"shard {self.paths[partition]}: ", 0
 
     @property
     def n_features(self) -> int:
@@ -288,6 +321,13 @@ class DaskSource(Source):
     def __init__(self, X, Y, sample_weight=None) -> None:
         if getattr(X, "ndim", None) != 2:
             raise DataError(f"X must be a 2-D Dask array (n × d), got shape {X.shape}")
+        if any(math.isnan(c) for c in X.chunks[0]):
+            raise DataError(
+                "X has unknown row-chunk sizes (e.g. after boolean indexing); call "
+                "X = X.compute_chunk_sizes() (and the same for Y) first"
+            )
+        if Y is None:
+            raise DataError("Y is missing: pass the targets with the Dask array X")
         if len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})
         self.X = X
@@ -340,9 +380,7 @@ def open_source(network: Network, X, Y=None, sample_weight=None) -> Source:
         source = X
     elif is_dask(X):
         source = DaskSource(X, Y, sample_weight)
-    elif isinstance(X, (list, tuple)) or (
-        isinstance(X, (str, os.PathLike)) and not os.fspath(X).endswith(".npy")
-    ):
+    elif is_shards(X):
         if sample_weight is not None:
             raise ConfigError("sample weights are not supported for shard folders")
         source = ShardSource(X, -1 if Y is None else Y)
@@ -377,10 +415,14 @@ def check_data(network: Network, X, Y, sample_weight=None):
     return X, Y, weights
 
 
-def check_block(network: Network, X, Y, sample_weight=None):
-    """``check_data`` for one block of rows, where all-zero weights are allowed."""
-    X = check_features(X, network.n_features, network.dtype)
-    Y = check_targets(network, Y, len(X))
+def check_block(network: Network, X, Y, sample_weight=None, first_row: int = 0, prefix=""):
+    """``check_data`` for one block of rows, where all-zero weights are allowed; messages
+    count rows from ``first_row`` and start with ``prefix`` (e.g. the shard's name)."""
+    try:
+        X = check_features(X, network.n_features, network.dtype, first_row)
+        Y = check_targets(network, Y, len(X))
+    except DataError as err:
+        raise DataError(f"{prefix}{err}") from None
     if sample_weight is None:
         return X, Y, None
     weights = np.asarray(sample_weight, dtype=network.dtype)
@@ -474,6 +516,16 @@ def expand_paths(paths) -> list[Path]:
     if missing:
         raise DataError(f"shard files not found: {', '.join(missing)}")
     return found
+
+
+def is_shards(X) -> bool:
+    """A folder, a glob (``part-*.npy`` too) or a list of paths: shards, not one array."""
+    if isinstance(X, (list, tuple)):
+        return len(X) > 0 and all(isinstance(p, (str, os.PathLike)) for p in X)
+    if isinstance(X, (str, os.PathLike)):
+        text = os.fspath(X)
+        return not text.endswith(".npy") or glob.has_magic(text)
+    return False
 
 
 def describe(columns) -> str:
