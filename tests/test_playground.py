@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -184,6 +185,9 @@ def test_live_settings_keep_training_and_others_rebuild(client):
         ({"dataset": "upload", "upload": "no-such-token"}, "upload it again"),
         ({"upload": "../../etc/passwd"}, "token"),
         ("not an object", "JSON object"),
+        ({"n": float("inf")}, "number of points must be finite"),
+        ({"hidden": [float("inf")]}, "must be finite"),
+        ({"learning_rate": 10**400}, "(0, 1e+09]"),
     ],
 )
 def test_bad_settings_are_refused_with_a_message(client, settings, words):
@@ -206,6 +210,8 @@ def test_bad_settings_are_refused_with_a_message(client, settings, words):
         ('{"type": "trace", "index": "3"}', "training point"),
         ('{"type": "configure"}', "JSON object"),
         (" " * 70_000 + "{}", "too long"),
+        ('{"type": ["play"]}', "unknown message"),
+        ('{"type": "play", "x": ' + "[" * 5000 + "]" * 5000 + "}", "not valid JSON"),
     ],
 )
 def test_malformed_messages_are_answered_never_fatal(client, message, words):
@@ -396,3 +402,85 @@ def test_a_non_finite_objective_is_caught_too(monkeypatch):
             session.advance(epochs=1)
     assert np.isfinite(session.network.params).all()
     assert all(np.isfinite(r["objective"]) for r in diverged.value.records)
+
+
+def test_one_step_too_far_is_a_divergence_not_a_broken_network():
+    # the step's record holds J at the parameters before it; the parameters after the
+    # last step of a slice are checked too
+    session = Session()
+    session.configure({"learning_rate": 1e9, "activation": "identity", "hidden": [256] * 8})
+    with pytest.raises(Diverged) as diverged:
+        session.advance(epochs=1)
+    assert "not finite" in str(diverged.value) and session.epoch == 0
+    J = dp.Objective(session.network, l2=session.settings.l2).value(
+        session.X_train, session.y_train
+    )
+    assert np.isfinite(J) and J == pytest.approx(diverged.value.records[0]["objective"])
+
+
+def test_after_a_divergence_the_epoch_counts_only_the_steps_kept():
+    session = Session()
+    session.advance(epochs=1)
+    session.configure({"learning_rate": 50})
+    with pytest.raises(Diverged) as diverged:
+        for _ in range(20):
+            session.advance(epochs=1)
+    kept = int(re.search(r"parameters \(epoch (\d+)\) were kept", str(diverged.value))[1])
+    assert session.epoch == kept
+    session.configure({"learning_rate": 0.01})
+    assert session.advance(epochs=1)[0]["epoch"] == kept + 1
+
+
+def test_raising_lambda_while_training_is_no_divergence():
+    session = Session()
+    session.configure({"learning_rate": 0.001})
+    session.advance(epochs=2)
+    assert session.configure({"l2": 50}) == "live"
+    records = session.advance(epochs=20)
+    assert len(records) == 20 and records[-1]["objective"] < records[0]["objective"]
+
+
+def test_a_view_change_that_fails_changes_nothing(client):
+    rows = "\n".join(["p,q,r,t"] + [f"{i},{i * i % 7},{i % 5},{i % 3}" for i in range(40)])
+    with opened(client) as (socket_, _):
+        token = upload(client, rows.encode(), "t.csv").json()["token"]
+        view = {"dataset": "upload", "upload": token, "target": "t", "view": ["p", "q"]}
+        ask(socket_, {"type": "configure", "settings": view}, "settings")
+        for _ in range(16):  # later uploads push this one out of the server's memory
+            upload(client, rows.encode(), "t.csv")
+        replies = ask(socket_, {"type": "configure", "settings": {"view": ["q", "r"]}}, "error")
+        assert "upload it again" in replies[-1]["message"]
+        replies = ask(socket_, {"type": "reset"}, "status")
+        settings = next(r for r in replies if r["type"] == "settings")["settings"]
+        axes = next(r for r in replies if r["type"] == "dataset")["axes"]
+        assert settings["view"] == ["p", "q"] and axes == ["p", "q"]
+
+
+def test_internal_errors_stop_play_and_say_so(client, monkeypatch):
+    from deltaprop.playground import protocol
+
+    def broken(c, m):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(protocol.HANDLERS, "command", broken)
+    with opened(client) as (socket_, _):
+        replies = ask(socket_, {"type": "command"}, "status")
+        assert [r["type"] for r in replies] == ["error", "status"]
+        assert "internal error" in replies[0]["message"] and not replies[1]["playing"]
+
+
+@pytest.mark.parametrize("kind", ["text/tab-separated-values", "text/x-csv", "application/x-csv"])
+def test_tab_separated_and_other_csv_types_are_accepted(client, kind):
+    body = GOOD_CSV.replace(b",", b"\t")
+    response = upload(client, body, "pets.tsv", kind)
+    assert response.status_code == 200, response.text
+    assert [c["name"] for c in response.json()["columns"]][:2] == ["length", "width"]
+
+
+def test_the_command_says_when_its_points_differ_from_the_page():
+    from deltaprop.playground.export import train_command
+
+    session = Session()
+    assert "#" not in train_command(session.settings, session.problem, 5)
+    session.configure({"seed": 4})
+    assert "drawn with seed 0" in train_command(session.settings, session.problem, 5)

@@ -142,3 +142,9 @@ def test_unknown_columns_suggest_close_names():
 def test_a_mangled_stored_preprocessing_names_the_field(stored, message):
     with pytest.raises(DataError, match=re.escape(message)):
         Preprocessing.from_dict(stored)
+
+
+def test_values_too_large_to_standardise_are_named():
+    frame = pd.DataFrame({"a": [1e308, -1e308, 3.0, 4.0], "y": [0, 1, 0, 1]})
+    with pytest.raises(DataError, match="column 'a' has values too large to standardise"):
+        Preprocessing.fit(frame, "y", "classification", np.arange(4))

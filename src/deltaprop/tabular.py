@@ -220,8 +220,10 @@ class Preprocessing:
         if impute not in (None, *IMPUTE):
             raise ConfigError(f"impute must be one of {', '.join(IMPUTE)}, got {impute!r}")
         features = [c for c in frame.columns if c != target] if features is None else features
+        columns = set(frame.columns)  # a set: thousands of columns are checked at once
         for column in features:
-            pick_column(frame, column, "feature")
+            if column not in columns:
+                pick_column(frame, column, "feature")  # raises, naming close matches
         if not features:
             raise DataError(f"{frame.attrs.get('source')}: no feature columns besides {target!r}")
         if target in features:
@@ -243,8 +245,14 @@ class Preprocessing:
             raise DataError(f"column {column!r} has no values in the training rows; drop it")
         if self.impute:
             self.fill[column] = float(getattr(np, self.impute)(present))
-        spread = float(present.std())
-        self.mean.append(float(present.mean()))
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, spread = float(present.mean()), float(present.std())
+        if not (math.isfinite(mean) and math.isfinite(spread)):
+            raise DataError(
+                f"column {column!r} has values too large to standardise (up to "
+                f"{np.abs(present).max():.3g}); rescale it (e.g. in other units) first"
+            )
+        self.mean.append(mean)
         self.scale.append(spread if spread > 0 else 1.0)
 
     def _fit_text(self, values, column: str) -> None:

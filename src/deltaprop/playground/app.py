@@ -36,7 +36,10 @@ STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 5_000_000  # bytes
 MAX_UPLOADS = 16  # kept in memory, oldest dropped first
 SLICE_SECONDS = 0.05  # training time between two frames while playing (≈ 20 frames/s)
-CSV_TYPES = {"text/csv", "text/plain", "application/csv", "application/vnd.ms-excel", ""}
+CSV_TYPES = {
+    "text/csv", "text/plain", "text/tab-separated-values", "text/x-csv", "application/csv",
+    "application/x-csv", "application/vnd.ms-excel", "",
+}  # fmt: skip
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]", "::1"]
 HEADERS = {
@@ -181,8 +184,9 @@ def _guarded(conversation: Conversation, handler, argument) -> list[dict]:
         return [{"type": "error", "message": str(err)}]
     except Exception:  # a bug must not end the page's session
         log.exception("playground: message failed")
-        conversation.session.playing = False
-        return [{"type": "error", "message": "internal error; the server log has the details"}]
+        conversation.session.playing = False  # and the page is told it stopped
+        error = {"type": "error", "message": "internal error; the server log has the details"}
+        return [error, conversation.status()]
 
 
 async def _read(websocket: WebSocket, inbox: asyncio.Queue) -> None:

@@ -43,6 +43,9 @@ def train_command(settings: Settings, problem: Problem, epochs: int) -> str:
     ]  # fmt: skip
     command = shlex.join(args)
     _, _, n, noise, _ = datasets.DATASETS.get(settings.dataset, (0, 0, None, None, 0))
-    if n is not None and (settings.n, settings.noise) != (n, noise):
-        command += f"  # the command uses {settings.dataset}'s {n} points and noise {noise:g}"
+    if n is not None and (settings.n, settings.noise, settings.seed) != (n, noise, 0):
+        command += (
+            f"  # the command uses {settings.dataset}'s {n} points with noise {noise:g}, "
+            "drawn with seed 0"
+        )
     return command

@@ -34,9 +34,13 @@ def parse(text: object) -> dict:
         raise BadMessage(f"message too long ({len(text)} characters; at most {MAX_MESSAGE})")
     try:
         message = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to be ours
         raise BadMessage("message is not valid JSON") from None
-    if not isinstance(message, dict) or message.get("type") not in HANDLERS:
+    if (
+        not isinstance(message, dict)
+        or not isinstance(message.get("type"), str)
+        or (message["type"] not in HANDLERS)
+    ):
         raise BadMessage(f"unknown message; send an object with type one of: {', '.join(HANDLERS)}")
     return message
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError, DivergenceError
 from ..network import Network
+from ..objective import Objective
 from ..optimizers import Adam, GradientDescent, Momentum, Optimizer
 from ..training import Budget, Callback, TrainingState, fit
 from .data import Problem, Table, build_problem
@@ -68,12 +69,14 @@ class Session:
         changed = {k for k, v in settings.to_dict().items() if v != getattr(self.settings, k)}
         if changed <= LIVE | {"view"}:
             self._check_batch(settings, self.problem)
+            problem = self.problem
+            if "view" in changed:  # built before anything changes: it may fail
+                problem = build_problem(settings, self.uploads.get(settings.upload))
             self.optimizer.learning_rate = settings.learning_rate
-            self.settings = settings
-            if "view" not in changed:
-                return "live"
-            self.problem = build_problem(settings, self.uploads.get(settings.upload))
-            return "view"
+            self.settings, self.problem = settings, problem
+            if "l2" in changed:  # J moves with λ: measure "exploding" from here
+                self.reference = None
+            return "view" if "view" in changed else "live"
         problem = build_problem(settings, self.uploads.get(settings.upload))
         self._check_batch(settings, problem)
         self.settings, self.problem = settings, problem
@@ -125,6 +128,11 @@ class Session:
             records, objective = err.history.records, math.inf
         if not math.isnan(self.bad_objective):  # exploded: the guard stopped fit
             records, objective = records[:-1], self.bad_objective
+        elif math.isnan(objective) and records:  # J at the last step's θ is in no record yet
+            with np.errstate(over="ignore", invalid="ignore"):  # reported as a divergence
+                final = Objective(self.network, l2=s.l2).value(self.X_train, self.y_train)
+            if not math.isfinite(final) or final > EXPLODE * self.reference:
+                objective = final if math.isfinite(final) else math.inf
         first = self.epoch
         self.epoch += len(records)
         numbered = [{"epoch": first + i + 1, **r} for i, r in enumerate(records)]
@@ -134,6 +142,7 @@ class Session:
 
     def _diverged(self, objective: float, records: list[dict]) -> None:
         np.copyto(self.network.params, self.good_params)
+        self.epoch = self.good_epoch  # the steps after the good parameters are undone
         self.playing = False
         eta = self.optimizer.learning_rate
         self.optimizer = SOLVERS[self.settings.solver](eta)  # its state may hold inf/NaN

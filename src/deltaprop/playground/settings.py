@@ -45,10 +45,10 @@ def _number(kind, low, high, *, low_open=False):
     def check(value):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError("must be a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be finite")
         if kind is int and value != int(value):
             raise ValueError("must be a whole number")
-        if not math.isfinite(value):
-            raise ValueError("must be finite")
         if value < low or (low_open and value == low) or value > high:
             bracket = "(" if low_open else "["
             raise ValueError(f"must lie in {bracket}{low:g}, {high:g}]")
