@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,9 +34,11 @@ class Dataset:
 
 
 def _spiral(n, noise, rng, arms=3):
-    per = n // arms
-    t = np.tile(np.linspace(0.0, 1.0, per), arms)
-    label = np.repeat(np.arange(arms), per)
+    counts = [n // arms + (k < n % arms) for k in range(arms)]  # all n rows, arms ± 1 apart
+    if min(counts) < 2:
+        raise ConfigError(f"the spiral needs at least 2 points an arm, so n ≥ {2 * arms}")
+    t = np.concatenate([np.linspace(0.0, 1.0, c) for c in counts])
+    label = np.repeat(np.arange(arms), counts)
     angle = 4.0 * t + 2 * np.pi * label / arms + rng.normal(0, noise, t.size)
     return np.column_stack([t * np.cos(angle), t * np.sin(angle)]), label
 
@@ -107,17 +110,33 @@ def _mnist1d(n, noise, rng):
 
 
 Generator = Callable[[int, float, np.random.Generator], tuple[np.ndarray, np.ndarray]]
-# name: (generator, task, default n, default noise, description)
-DATASETS: dict[str, tuple[Generator, str, int, float, str]] = {
-    "spiral": (_spiral, "classification", 600, 0.2, "three interleaved spiral arms (2-D)"),
-    "moons": (_moons, "classification", 400, 0.1, "two interleaving half circles (2-D)"),
-    "circles": (_circles, "classification", 400, 0.08, "a circle inside a ring (2-D)"),
-    "xor": (_xor, "classification", 400, 0.05, "quadrants labelled by the sign of x·y (2-D)"),
-    "gaussians": (_gaussians, "classification", 400, 0.1, "four Gaussian blobs (2-D)"),
-    "plane": (_plane, "regression", 400, 0.05, "a noisy plane y = 0.5x₁ − 0.8x₂ + 0.3 (2-D)"),
-    "sine": (_sine, "regression", 400, 0.1, "a noisy sine wave y = sin 2x (1-D)"),
-    "digits": (_digits, "classification", 1797, 0.0, "8×8 handwritten digits (scikit-learn)"),
-    "mnist1d": (_mnist1d, "classification", 4000, 0.0, "MNIST-1D, 40 features (mnist1d)"),
+
+
+class Builtin(NamedTuple):
+    """One built-in dataset: its generator and what it makes."""
+
+    make: Generator
+    task: str
+    n: int  # default rows
+    noise: float  # default noise
+    description: str
+    classes: int = 0  # K: labels 0..K−1, all named even when a small sample lacks some
+    max_n: int | None = None  # rows it has at most (a fixed collection)
+
+
+CLASSIFY, REGRESS = "classification", "regression"
+DATASETS: dict[str, Builtin] = {
+    "spiral": Builtin(_spiral, CLASSIFY, 600, 0.2, "three interleaved spiral arms (2-D)", 3),
+    "moons": Builtin(_moons, CLASSIFY, 400, 0.1, "two interleaving half circles (2-D)", 2),
+    "circles": Builtin(_circles, CLASSIFY, 400, 0.08, "a circle inside a ring (2-D)", 2),
+    "xor": Builtin(_xor, CLASSIFY, 400, 0.05, "quadrants labelled by the sign of x·y (2-D)", 2),
+    "gaussians": Builtin(_gaussians, CLASSIFY, 400, 0.1, "four Gaussian blobs (2-D)", 4),
+    "plane": Builtin(_plane, REGRESS, 400, 0.05, "a noisy plane y = 0.5x₁ − 0.8x₂ + 0.3 (2-D)"),
+    "sine": Builtin(_sine, REGRESS, 400, 0.1, "a noisy sine wave y = sin 2x (1-D)"),
+    "digits": Builtin(
+        _digits, CLASSIFY, 1797, 0.0, "8×8 handwritten digits (scikit-learn)", 10, max_n=1797
+    ),
+    "mnist1d": Builtin(_mnist1d, CLASSIFY, 4000, 0.0, "MNIST-1D, 40 features (mnist1d)", 10),
 }
 
 
@@ -135,14 +154,17 @@ def load(
     """Generate the built-in dataset ``name`` with ``n`` samples, ``noise`` and ``seed``."""
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; built-in datasets: {', '.join(DATASETS)}")
-    make, task, default_n, default_noise, _ = DATASETS[name]
-    n = default_n if n is None else int(n)
+    builtin = DATASETS[name]
+    n = builtin.n if n is None else int(n)
     if n < 4:
         raise ConfigError(f"a dataset needs at least 4 samples, got n={n}")
-    noise = default_noise if noise is None else float(noise)
+    if builtin.max_n is not None and n > builtin.max_n:
+        raise ConfigError(f"{name} has {builtin.max_n} samples; ask for at most that many")
+    noise = builtin.noise if noise is None else float(noise)
     if noise < 0:
         raise ConfigError(f"noise must be ≥ 0, got {noise}")
-    X, y = make(n, noise, as_generator(seed))
+    X, y = builtin.make(n, noise, as_generator(seed))
     features = [f"x{j + 1}" for j in range(X.shape[1])]
-    classes = [str(c) for c in np.unique(y)] if task == "classification" else []
-    return Dataset(name, np.ascontiguousarray(X, dtype=np.float64), y, task, features, classes)
+    classes = [str(k) for k in range(builtin.classes)]
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    return Dataset(name, X, y, builtin.task, features, classes)

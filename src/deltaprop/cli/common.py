@@ -97,6 +97,11 @@ def open_data(data: str):
     )
 
 
+def builtin_task(frame, target: str) -> str | None:
+    """A built-in dataset's task when ``target`` is its own target column, else None."""
+    return frame.attrs.get("task") if target == frame.columns[-1] else None
+
+
 def check_output(path: str | None, option: str, formats: tuple[str, ...] = ()) -> Path | None:
     """The output path if it can be written: its folder exists and it is not a folder."""
     if path is None:

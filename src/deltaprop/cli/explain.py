@@ -164,15 +164,16 @@ def explain(data, hidden, activation, samples, learning_rate, l2, target, seed) 
     """One gradient-descent step on a tiny network, in the lecture's notation, with the
     engine's own numbers: a^(h), z^(h), δ^(D) = f − Ỹ, δ^(h−1) = σ′(a^(h−1)) ∘ (W^(h))ᵀ δ^(h),
     the gradients and the update, for one sample and then the batch (DATA: a built-in
-    dataset or a file, default xor; inputs standardised)."""
+    dataset or a file, default xor; inputs standardised with all its rows)."""
     frame, name = common.open_data(data)
     column = pick_column(frame, target)
-    task = frame.attrs.get("task") or infer_task(frame, column)[0]
+    task = common.builtin_task(frame, column) or infer_task(frame, column)[0]
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.permutation(len(frame))[:samples])
     batch = frame.iloc[rows]
     batch.attrs.update(frame.attrs)
-    prep = Preprocessing.fit(frame, column, task, rows)
+    # statistics and classes of every row: K outputs even when the samples lack a class
+    prep = Preprocessing.fit(frame, column, task, np.arange(len(frame)))
     X, y = prep.transform(batch), prep.encode_target(batch)
     classification = task == "classification"
     K = len(prep.classes) if classification else 1

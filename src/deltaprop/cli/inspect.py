@@ -57,10 +57,11 @@ def datasets() -> None:
     table = Table(title="built-in datasets (deltaprop train NAME)", title_justify="left")
     for column in ("name", "task", "default rows", "description", "available"):
         table.add_column(column)
-    for name, (_, task, n, _, description) in builtin.DATASETS.items():
+    for name, dataset in builtin.DATASETS.items():
         needs = NEEDS.get(name)
         ok = needs is None or importlib.util.find_spec(needs) is not None
-        table.add_row(name, task, str(n), description, "yes" if ok else f"needs {needs}")
+        available = "yes" if ok else f"needs {needs}"
+        table.add_row(name, dataset.task, str(dataset.n), dataset.description, available)
     common.console().print(table)
 
 

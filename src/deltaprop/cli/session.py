@@ -76,8 +76,8 @@ class Session:
         if Path(settings["data"]).is_file():
             settings["data"] = str(Path(settings["data"]).resolve())
         task, note = settings["task"], ""
-        if task == "auto" and "task" in frame.attrs:
-            task = frame.attrs["task"]
+        if task == "auto" and common.builtin_task(frame, target):
+            task = common.builtin_task(frame, target)
         elif task == "auto":
             task, reason = infer_task(frame, target)
             other = "regression" if task == "classification" else "classification"

@@ -42,10 +42,10 @@ def train_command(settings: Settings, problem: Problem, epochs: int) -> str:
         "--seed", str(settings.seed),
     ]  # fmt: skip
     command = shlex.join(args)
-    _, _, n, noise, _ = datasets.DATASETS.get(settings.dataset, (0, 0, None, None, 0))
-    if n is not None and (settings.n, settings.noise, settings.seed) != (n, noise, 0):
+    builtin = datasets.DATASETS.get(settings.dataset)
+    if builtin and (settings.n, settings.noise, settings.seed) != (builtin.n, builtin.noise, 0):
         command += (
-            f"  # the command uses {settings.dataset}'s {n} points with noise {noise:g}, "
-            "drawn with seed 0"
+            f"  # the command uses {settings.dataset}'s {builtin.n} points with noise "
+            f"{builtin.noise:g}, drawn with seed 0"
         )
     return command
