@@ -10,6 +10,7 @@ one float64 objective judges every engine's result.
 from __future__ import annotations
 
 import importlib.util
+import math
 import warnings
 
 import numpy as np
@@ -45,7 +46,6 @@ class Deltaprop:
         self.w, self.X, self.y, self.theta0 = w, X, y, theta0
         self.net = w.network()
         self.objective = dp.Objective(self.net, l2=w.l2)
-        self.source = self.objective.open(X, y)
 
     def reset(self) -> None:
         np.copyto(self.net.params, self.theta0)
@@ -65,9 +65,10 @@ class Deltaprop:
             )  # fmt: skip
             return
         objective, step = self.objective, self.optimizer.finish_and_step
-        with objective.blas_for_run(self.source):  # as fit holds it
+        source = objective.open(self.X, self.y)  # validated and split in every run, as by fit
+        with objective.blas_for_run(source):  # as fit holds it
             for _ in range(w.steps):
-                step(params, objective.evaluate(self.source, finish=False)[1], objective.finish)
+                step(params, objective.evaluate(source, finish=False)[1], objective.finish)
 
     def params(self) -> np.ndarray:
         return self.net.params.copy()
@@ -125,7 +126,9 @@ class ScikitLearn:
 
 class PyTorch:
     """``nn.Sequential`` of ``nn.Linear`` + ``torch.optim`` (SGD or Adam, weight decay λ on
-    the weights only, which adds λW to their gradients: the same g), eager or compiled."""
+    the weights only, which adds λW to their gradients: the same g), eager or compiled.
+    ``torch.optim.Adam`` adds ε to the bias-corrected √v̂; its ε is set to ε/√(1 − β₂ᵗ)
+    before step t, which is the update of the others, ε added to √v (the same arithmetic)."""
 
     compiled = False
 
@@ -159,10 +162,13 @@ class PyTorch:
             {"params": [m.weight for m in self.linears], "weight_decay": w.l2},
             {"params": [m.bias for m in self.linears], "weight_decay": 0.0},
         ]
-        if w.algorithm == "adam":
-            self.optimizer = torch.optim.Adam(groups, lr=w.learning_rate, eps=1e-8)
+        self.adam = dp.Adam(w.learning_rate) if w.algorithm == "adam" else None
+        if self.adam:
+            betas = (self.adam.beta1, self.adam.beta2)
+            self.optimizer = torch.optim.Adam(groups, lr=w.learning_rate, betas=betas)
         else:
             self.optimizer = torch.optim.SGD(groups, lr=w.learning_rate)
+        self.t = 0
 
     def run(self) -> None:
         batch = self.w.batch_size or len(self.X)
@@ -171,6 +177,11 @@ class PyTorch:
                 X, y = self.X[start : start + batch], self.y[start : start + batch]
                 self.optimizer.zero_grad(set_to_none=True)
                 self.loss(self.forward(X), y).backward()
+                if self.adam:  # ε on √v, as deltaprop, scikit-learn and JAX here
+                    self.t += 1
+                    eps = self.adam.eps / math.sqrt(1 - self.adam.beta2**self.t)
+                    for group in self.optimizer.param_groups:
+                        group["eps"] = eps
                 self.optimizer.step()
 
     def params(self) -> np.ndarray:
