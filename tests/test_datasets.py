@@ -5,12 +5,13 @@ import pytest
 from click.testing import CliRunner
 
 import deltaprop as dp
+from deltaprop import datasets
 from deltaprop.cli import cli
 
 
 @pytest.mark.parametrize("n", [100, 101, 6])
 def test_the_spiral_has_the_rows_asked_for_on_every_arm(n):
-    data = dp.datasets.load("spiral", n=n)
+    data = datasets.load("spiral", n=n)
     assert data.X.shape == (n, 2)
     counts = np.bincount(data.y, minlength=3)
     assert counts.max() - counts.min() <= 1
@@ -18,15 +19,15 @@ def test_the_spiral_has_the_rows_asked_for_on_every_arm(n):
 
 def test_too_few_or_too_many_rows_are_refused():
     with pytest.raises(dp.ConfigError, match="n ≥ 6"):
-        dp.datasets.load("spiral", n=5)
+        datasets.load("spiral", n=5)
     pytest.importorskip("sklearn")
     with pytest.raises(dp.ConfigError, match="digits has 1797 samples"):
-        dp.datasets.load("digits", n=5000)
+        datasets.load("digits", n=5000)
 
 
 def test_every_class_is_named_even_when_a_sample_lacks_some():
     pytest.importorskip("sklearn")
-    data = dp.datasets.load("digits", n=20, seed=0)
+    data = datasets.load("digits", n=20, seed=0)
     assert data.class_names == [str(k) for k in range(10)] and data.n_classes == 10
     assert len(np.unique(data.y)) < 10  # the sample does lack some
 
@@ -48,3 +49,10 @@ def test_train_infers_the_task_of_a_column_other_than_the_datasets_target(tmp_pa
     result = CliRunner().invoke(cli, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert load_with_metadata(out)[1]["preprocessing"]["task"] == "regression"
+
+
+def test_mnist1d_is_generated_locally_and_reproducibly():
+    pytest.importorskip("mnist1d")
+    first, again = datasets.load("mnist1d", n=200, seed=3), datasets.load("mnist1d", n=200, seed=3)
+    assert first.X.shape == (200, 40) and first.n_classes == 10
+    assert np.array_equal(first.X, again.X) and np.array_equal(first.y, again.y)

@@ -100,7 +100,7 @@ def _mnist1d(n, noise, rng):
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:
         raise ConfigError(
-            "the 'mnist1d' dataset needs the mnist1d package; pip install mnist1d"
+            "the 'mnist1d' dataset needs the mnist1d package: pip install \"deltaprop[mnist1d]\""
         ) from None
     args = get_dataset_args()
     args.num_samples = max(int(n / args.train_split) + 10, 100)
