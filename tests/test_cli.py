@@ -338,3 +338,14 @@ def test_a_damaged_model_file_or_checkpoint_is_one_clear_line(
     }[command]
     assert_one_error_line(run(*args), message)
     assert not (tmp_path / "m.st").exists()
+
+
+def test_info_summarises_the_preprocessing(folder, flowers):
+    args = ["train", "flowers.csv", "--target", "x1", "--impute", "mean", *FAST]
+    assert run(*args).exit_code == 0
+    result = run("info", "model.safetensors")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())  # the console wraps long lines
+    assert "preprocessing: 1 numeric column(s) standardised" in text
+    assert "color one-hot over 3 values" in text and "species one-hot over 3 values" in text
+    assert "filled with the training rows' mean" in text and "target standardised" in text

@@ -419,3 +419,21 @@ def test_multilabel_predictions_are_integers_as_in_scikit_learn():
     indicators = np.eye(3)[LABELS]
     clf = MLPClassifier(max_iter=3, **SMALL).fit(X, indicators)
     assert clf.predict(X).dtype == int
+
+
+@pytest.mark.parametrize("name", ["MLPClassifier", "MLPRegressor"])
+def test_the_constructor_takes_scikit_learns_parameters_in_its_order(name):
+    import inspect
+
+    ours = list(inspect.signature(getattr(dp, name)).parameters)
+    theirs = list(inspect.signature(getattr(neural_network, name)).parameters)
+    assert ours[: len(theirs)] == theirs  # then deltaprop's own: dtype, callbacks, backend
+    assert getattr(dp, name)().get_params().keys() >= set(theirs)
+
+
+def test_a_poisson_loss_is_refused_with_the_way_out():
+    X = np.random.default_rng(0).standard_normal((20, 2))
+    regressor = dp.MLPRegressor("poisson", (4,), max_iter=2)
+    assert regressor.loss == "poisson" and regressor.hidden_layer_sizes == (4,)
+    with pytest.raises(ValueError, match="loss='poisson' is not implemented"):
+        regressor.fit(X, np.abs(X[:, 0]))

@@ -190,11 +190,28 @@ def _summary(metadata: dict, console) -> None:
             f"inputs: {', '.join(map(str, prep.get('features', [])))} → target "
             f"{prep.get('target')!r}"
         )
+        console.print(f"preprocessing: {_preprocessing(prep)}")
         if prep.get("classes"):
             console.print(f"classes: {', '.join(map(str, prep['classes']))}")
     if metadata.get("feature_names_in"):
         console.print(f"inputs: {', '.join(map(str, metadata['feature_names_in']))}")
     _training_summary(metadata, console)
+
+
+def _preprocessing(prep: dict) -> str:
+    """What ``Preprocessing`` does to the inputs and the target, in a line."""
+    categories = prep.get("categories") or {}
+    numeric = [c for c in prep.get("features", []) if c not in categories]
+    parts = [f"{len(numeric)} numeric column(s) standardised (training rows' mean and scale)"]
+    parts += [
+        f"{column} one-hot over {len(values)} values" for column, values in categories.items()
+    ]
+    if prep.get("impute"):
+        parts.append(f"missing values filled with the training rows' {prep['impute']}")
+    if prep.get("task") == "regression":
+        mean, scale = prep.get("target_mean", 0.0), prep.get("target_scale", 1.0)
+        parts.append(f"target standardised (mean {mean:.4g}, scale {scale:.4g})")
+    return "; ".join(parts)
 
 
 def _training_summary(metadata: dict, console) -> None:

@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import column_or_1d
 
 from ..network import Network
 from ._base import BaseMLP
+
+LOSS = "squared_error"  # ℓ = ½‖f − y‖², the only loss deltaprop trains so far
+
+
+def _loss_first(init):
+    """``BaseMLP.__init__`` behind scikit-learn's MLPRegressor signature, ``loss`` first
+    (``MLPRegressor(loss, hidden_layer_sizes, activation, *, ...)``), so positional calls,
+    ``get_params`` and ``clone`` see what they see in scikit-learn."""
+    signature = inspect.signature(init)
+    first, *rest = signature.parameters.values()
+    loss = inspect.Parameter("loss", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=LOSS)
+
+    def __init__(self, loss=LOSS, *args, **kwargs):
+        self.loss = loss
+        init(self, *args, **kwargs)
+
+    __init__.__signature__ = signature.replace(parameters=[first, loss, *rest])
+    __init__.__doc__ = init.__doc__
+    return __init__
 
 
 class MLPRegressor(RegressorMixin, BaseMLP):
@@ -23,6 +45,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     _numeric_targets = True
     _model_kind = "mlp_regressor"
+    _parameter_constraints: dict = {
+        **BaseMLP._parameter_constraints,
+        "loss": [StrOptions({LOSS, "poisson"})],
+    }
+    __init__ = _loss_first(BaseMLP.__init__)
 
     @available_if(lambda est: est._check_partial_fit())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -31,6 +58,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _encode_targets(self, y, first_pass: bool, classes, incremental: bool):
+        if self.loss != LOSS:
+            raise ValueError(
+                f"loss={self.loss!r} is not implemented in deltaprop yet (it trains the "
+                f"squared error); use loss={LOSS!r}, or scikit-learn's MLPRegressor for it"
+            )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return (y.reshape(-1, 1) if y.ndim == 1 else y), "identity", {}
