@@ -16,6 +16,8 @@ def random_problem(sizes, activation="tanh", output="softmax", n=30, seed=0, dty
         Y = rng.integers(0, K, n)
     elif output == "sigmoid":
         Y = (rng.random((n, K)) > 0.5).astype(float)
+    elif output == "exp":  # counts for the Poisson pair
+        Y = rng.poisson(1.5, (n, K)).astype(float)
     else:
         Y = rng.standard_normal((n, K))
     return net, X, Y

@@ -15,7 +15,7 @@ DEPTH_SIZES = {1: [3, 3], 2: [3, 5, 3], 3: [3, 5, 4, 3], 4: [3, 4, 5, 4, 3]}
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])
 @pytest.mark.parametrize("activation", ["identity", "sigmoid", "tanh", "relu"])
-@pytest.mark.parametrize("output", ["softmax", "identity", "sigmoid"])
+@pytest.mark.parametrize("output", ["softmax", "identity", "sigmoid", "exp"])
 @pytest.mark.parametrize("l2", [0.0, 0.3])
 def test_gradient_matches_finite_differences(depth, activation, output, l2):
     net, X, Y = random_problem(DEPTH_SIZES[depth], activation, output, seed=depth)
@@ -84,7 +84,7 @@ def test_sigmoid_keeps_relative_precision_far_below_zero(dtype):
     np.testing.assert_allclose(out, exact, rtol=4 * np.finfo(dtype).eps, atol=0)
 
 
-@pytest.mark.parametrize("output", ["softmax", "identity", "sigmoid"])
+@pytest.mark.parametrize("output", ["softmax", "identity", "sigmoid", "exp"])
 @pytest.mark.parametrize("sizes", [[3, 5, 4, 3], [6, 7, 1]])
 def test_either_buffer_layout_gives_the_same_loss_and_gradient(output, sizes):
     from deltaprop.backprop import Workspace, loss_and_grad_sum

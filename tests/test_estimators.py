@@ -431,9 +431,31 @@ def test_the_constructor_takes_scikit_learns_parameters_in_its_order(name):
     assert getattr(dp, name)().get_params().keys() >= set(theirs)
 
 
-def test_a_poisson_loss_is_refused_with_the_way_out():
-    X = np.random.default_rng(0).standard_normal((20, 2))
-    regressor = dp.MLPRegressor("poisson", (4,), max_iter=2)
-    assert regressor.loss == "poisson" and regressor.hidden_layer_sizes == (4,)
-    with pytest.raises(ValueError, match="loss='poisson' is not implemented"):
-        regressor.fit(X, np.abs(X[:, 0]))
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (dict(solver="gd", learning_rate_init=0.1), dict(solver="sgd", momentum=0.0)),
+        (
+            dict(solver="adam", batch_size=8, alpha=0.0),
+            dict(solver="adam", batch_size=8, alpha=0.0),
+        ),
+        (dict(solver="lbfgs"), dict(solver="lbfgs")),
+    ],
+    ids=["gd", "adam", "lbfgs"],
+)
+def test_the_poisson_loss_follows_scikit_learns_path(ours, theirs):
+    shared = dict(hidden_layer_sizes=(5,), activation="tanh", shuffle=False, max_iter=15)
+    shared.update(random_state=3, tol=0.0, alpha=0.1, learning_rate_init=0.1, batch_size=40)
+    counts = np.random.default_rng(0).poisson(np.exp(0.5 * X[:, 0] - 0.3 * X[:, 1]))
+    a = MLPRegressor("poisson", **{**shared, **ours}).fit(X, counts)
+    b = neural_network.MLPRegressor("poisson", **{**shared, **theirs}).fit(X, counts)
+    assert a.out_activation_ == b.out_activation_ == "exp"
+    if ours["solver"] != "lbfgs":
+        np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-10)
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-7, atol=1e-9)
+    assert (a.predict(X) > 0).all()
+
+
+def test_poisson_targets_must_not_be_negative():
+    with pytest.raises(ValueError, match="targets ≥ 0"):
+        MLPRegressor("poisson", (4,), max_iter=2).fit(X, X[:, 0])

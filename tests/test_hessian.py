@@ -9,7 +9,7 @@ from deltaprop.hessian import Hessian, choose_rows, hvp, sharpness
 from conftest import random_problem
 
 ACTIVATIONS = ["identity", "sigmoid", "tanh", "relu"]
-OUTPUTS = ["softmax", "identity", "sigmoid"]
+OUTPUTS = ["softmax", "identity", "sigmoid", "exp"]
 
 
 def gradient_difference(net, X, Y, v, l2=0.0, sample_weight=None, eps=1e-5):

@@ -92,7 +92,7 @@ def test_non_finite_targets_and_bad_l2_are_refused():
         dp.Objective(net, l2=-1.0)
 
 
-@pytest.mark.parametrize("output", ["softmax", "identity", "sigmoid"])
+@pytest.mark.parametrize("output", ["softmax", "identity", "sigmoid", "exp"])
 def test_integer_sample_weights_equal_repeating_rows(output):
     net, X, Y = random_problem([3, 5, 2], "tanh", output, n=8, seed=4)
     w = np.array([1, 2, 0, 1, 3, 1, 1, 2])
@@ -215,3 +215,14 @@ def test_a_whole_float_thread_count_is_taken_as_an_integer():
     dp.Objective(net, backend=backend).value(X, y)
     with pytest.raises(dp.ConfigError, match="threads"):
         dp.LocalBackend(threads=1.5)
+
+
+def test_the_poisson_pair_is_zero_at_a_perfect_fit_and_refuses_negative_targets():
+    net = dp.Network([2, 1], output="exp", dtype="float64")
+    net.weights[0][...] = [[0.5, -1.0]]
+    net.biases[0][...] = 0.2
+    X = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+    counts = net.forward(X)[:, 0]  # the deviance is 0 where f = Ỹ, so J is too
+    assert dp.Objective(net).value(X, counts) == pytest.approx(0.0, abs=1e-15)
+    with pytest.raises(dp.DataError, match="counts or rates ≥ 0"):
+        dp.Objective(net).value(X, -counts)

@@ -8,7 +8,7 @@ laid out like θ. With samples as rows and R{Z^(0)} = R{X} = 0, the forward pass
 
 the output error δ^(D) = f − Ỹ gives R{δ^(D)} = R{f}, the output's Jacobian applied to R{a}:
 
-    softmax  f ∘ (R{a} − (f · R{a}))      identity  R{a}      sigmoid  f ∘ (1 − f) ∘ R{a};
+    softmax  f ∘ (R{a} − (f · R{a}))   identity  R{a}   sigmoid  f ∘ (1 − f) ∘ R{a}   exp  f ∘ R{a};
 
 and δ^(h−1) = σ′(A^(h−1)) ∘ E^(h), E^(h) = δ^(h) W^(h), gives (σ″ from the activation record)
 
@@ -46,11 +46,16 @@ def _sigmoid_jacobian(f, r):  # r ← f(1 − f) ∘ r
     r *= 1 - f
 
 
+def _exp_jacobian(f, r):  # r ← f ∘ r
+    r *= f
+
+
 # R{f} = (∂f/∂a) R{a}, in place on R{a}, for each output pair (identity: R{f} = R{a})
 OUTPUT_JACOBIANS: dict[str, Callable[[np.ndarray, np.ndarray], None] | None] = {
     "softmax": _softmax_jacobian,
     "sigmoid": _sigmoid_jacobian,
     "identity": None,
+    "exp": _exp_jacobian,
 }
 
 

@@ -87,6 +87,26 @@ def _squared_error(a, y, rows, weights=None):
     return _weigh_rows(a, weights, loss)
 
 
+def _exp(a, out):
+    np.exp(a, out=out)
+
+
+def _half_poisson(a, y, rows, weights=None):
+    """ℓ = Σ_k f_k − Ỹ_k a_k + Ỹ_k log Ỹ_k − Ỹ_k with f = e^a: half the Poisson deviance
+    (scikit-learn's ``loss="poisson"``, 0 where f = Ỹ), the log link's matched pair;
+    a ← f − Ỹ."""
+    per_entry = np.zeros_like(a)
+    np.log(y, out=per_entry, where=y > 0)  # Ỹ log Ỹ is 0 at Ỹ = 0
+    per_entry *= y
+    per_entry -= y
+    per_entry -= a * y
+    np.exp(a, out=a)
+    per_entry += a
+    loss = float(per_entry.sum() if weights is None else np.vdot(weights, per_entry.sum(axis=1)))
+    a -= y
+    return _weigh_rows(a, weights, loss)
+
+
 def _weigh_rows(delta, weights, loss):
     """Sample weights scale each row's output error: δ_i ← w_i δ_i."""
     if weights is not None:
@@ -115,12 +135,14 @@ OUTPUTS: dict[str, OutputLoss] = {
     "identity": OutputLoss(
         "identity", ACTIVATIONS["identity"].function, _squared_error, False, False
     ),
+    "exp": OutputLoss("exp", _exp, _half_poisson, False, False),
 }
 
 
 def get_output(name: str | OutputLoss) -> OutputLoss:
-    """Look up an output pair: ``"softmax"`` (cross-entropy), ``"identity"`` (squared error)
-    or ``"sigmoid"`` (independent outputs with binary cross-entropy, for multi-label targets)."""
+    """Look up an output pair: ``"softmax"`` (cross-entropy), ``"identity"`` (squared error),
+    ``"sigmoid"`` (independent outputs with binary cross-entropy, for multi-label targets) or
+    ``"exp"`` (f = e^a with half the Poisson deviance, for counts and rates ≥ 0)."""
     if isinstance(name, OutputLoss):
         return name
     if name not in OUTPUTS:

@@ -435,7 +435,8 @@ def check_block(network: Network, X, Y, sample_weight=None, first_row: int = 0, 
 
 def check_targets(network: Network, Y, n: int) -> np.ndarray:
     """Ỹ for the output: labels (n,) or one-hot/probabilities (n × K) for softmax,
-    (n × K) values for identity (or (n,) when K = 1), 0/1 indicators for sigmoid."""
+    (n × K) values for identity and exp (or (n,) when K = 1; exp: ≥ 0), 0/1 indicators for
+    sigmoid."""
     if not hasattr(Y, "shape") or not hasattr(Y, "dtype"):
         Y = np.asarray(Y)
     K, output = network.n_outputs, network.output
@@ -467,6 +468,10 @@ def check_targets(network: Network, Y, n: int) -> np.ndarray:
             raise DataError("softmax targets must be one-hot (or probability) rows summing to 1")
     if output.name == "sigmoid" and (Y.min() < 0 or Y.max() > 1):
         raise DataError("multi-label targets must be indicators in [0, 1]")
+    if output.name == "exp" and Y.min() < 0:
+        raise DataError(
+            f"Poisson targets (an exp output) must be counts or rates ≥ 0, found {Y.min():g}"
+        )
     return Y
 
 

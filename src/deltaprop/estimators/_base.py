@@ -32,7 +32,7 @@ from . import _files
 from ._progress import Progress
 
 SOLVERS = ("sgd", "adam", "lbfgs", "gd")
-OUT_ACTIVATION = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}
+OUT_ACTIVATION = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity", "exp": "exp"}
 ROWS_PER_CHUNK = 8192  # rows densified at a time when predicting from sparse input
 INPUT_ATTRIBUTES = ("n_features_in_", "feature_names_in_")  # what validate_data records
 
@@ -196,6 +196,11 @@ class BaseMLP(BaseEstimator):
                     f"hidden_layer_sizes={tuple(hidden)}, activation={self.activation!r} differ "
                     f"from the fitted network {network}; fit from scratch (warm_start=False) "
                     "to change the architecture"
+                )
+            if network.output.name != output:
+                raise ValueError(
+                    f"the targets need a {output!r} output (loss, labels) but the fitted "
+                    f"network has {network.output.name!r}; fit from scratch (warm_start=False)"
                 )
             if Y.ndim == 2 and Y.shape[1] != network.n_outputs:
                 raise ValueError(

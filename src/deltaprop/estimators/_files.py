@@ -83,7 +83,7 @@ def _feature_names(estimator) -> list[str] | None:
 
 def _check_architecture(estimator, network: Network, metadata: dict) -> None:
     if estimator._model_kind == "mlp_regressor":
-        outputs = {"identity"}
+        outputs = {"identity" if estimator.loss == "squared_error" else "exp"}
     else:
         outputs = {"sigmoid"} if metadata.get("multilabel") else {"softmax"}
     if network.output.name not in outputs:

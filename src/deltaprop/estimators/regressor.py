@@ -1,4 +1,5 @@
-"""MLPRegressor: identity outputs with ℓ = ½ Σ_k (f_k − y_k)², for one or many targets."""
+"""MLPRegressor: identity outputs with ℓ = ½ Σ_k (f_k − y_k)² (or, for ``loss="poisson"``,
+f = e^a with half the Poisson deviance), for one or many targets."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from sklearn.utils.validation import column_or_1d
 from ..network import Network
 from ._base import BaseMLP
 
-LOSS = "squared_error"  # ℓ = ½‖f − y‖², the only loss deltaprop trains so far
+LOSS = "squared_error"  # the default, ℓ = ½‖f − y‖²
+OUTPUTS = {LOSS: "identity", "poisson": "exp"}  # loss → output pair (poisson: the log link)
 
 
 def _loss_first(init):
@@ -36,7 +38,8 @@ def _loss_first(init):
 
 class MLPRegressor(RegressorMixin, BaseMLP):
     """Multi-layer perceptron regressor with scikit-learn's parameters, attributes and methods,
-    trained by deltaprop on J = (1/n) Σ_i ½‖f(x_i) − y_i‖² + (α/2n)‖w‖².
+    trained by deltaprop on J = (1/n) Σ_i ½‖f(x_i) − y_i‖² + (α/2n)‖w‖² (``loss="poisson"``:
+    f = e^a and ℓ = Σ_k f_k − y_k log f_k + y_k log y_k − y_k, scikit-learn's half deviance).
 
     The reported loss and the followed gradient are the same function for any number of
     outputs (scikit-learn's multi-output loss divides by the output count, its gradient does
@@ -58,14 +61,13 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         return self._fit(X, y, sample_weight, incremental=True)
 
     def _encode_targets(self, y, first_pass: bool, classes, incremental: bool):
-        if self.loss != LOSS:
-            raise ValueError(
-                f"loss={self.loss!r} is not implemented in deltaprop yet (it trains the "
-                f"squared error); use loss={LOSS!r}, or scikit-learn's MLPRegressor for it"
-            )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        return (y.reshape(-1, 1) if y.ndim == 1 else y), "identity", {}
+        if self.loss == "poisson" and np.min(y) < 0:
+            raise ValueError(
+                f"loss='poisson' needs targets ≥ 0 (counts, rates); found {np.min(y):g}"
+            )
+        return (y.reshape(-1, 1) if y.ndim == 1 else y), OUTPUTS[self.loss], {}
 
     def predict(self, X) -> np.ndarray:
         """f(X), shape (n_samples,) for one target, (n_samples, n_outputs) otherwise."""
