@@ -11,7 +11,6 @@ parameters as 60 at once.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from .errors import ModelFileError
 from .network import Network
 from .optimizers import Optimizer
 from .serialization import CHECKPOINT_KIND as KIND
-from .serialization import METADATA_KEY, _plain, _read, _safetensors, write_atomically
+from .serialization import _read, file_bytes, write_atomically
 from .training import Callback, History, TrainingState
 
 
@@ -109,14 +108,8 @@ def _training_state(
 
 
 def _write(path: str | os.PathLike, tensors: dict, metadata: dict, settings: dict | None) -> Path:
-    blob = _safetensors().save(
-        tensors,
-        metadata={
-            METADATA_KEY: json.dumps({**metadata, "settings": settings or {}}, default=_plain)
-        },
-    )
     path = Path(path)
-    write_atomically(path, blob)
+    write_atomically(path, file_bytes(tensors, {**metadata, "settings": settings or {}}))
     return path
 
 

@@ -8,6 +8,7 @@ and are rebuilt by the loader registered for their ``kind``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -21,6 +22,7 @@ from .network import Network
 
 FORMAT_VERSION = 1
 METADATA_KEY = "deltaprop"
+CHECKSUM_KEY = "tensor_sha256"  # in the metadata: tensor_digest of the file's tensors
 CHECKPOINT_KIND = "checkpoint"  # written by deltaprop.checkpoint; not a model file
 MAX_HEADER = 100_000_000  # bytes; safetensors' own limit
 PICKLE_PROTOCOLS = {bytes([p]) for p in range(2, 6)}
@@ -46,7 +48,6 @@ def _safetensors():
 
 def save(model, path: str | os.PathLike, *, preprocessing: dict | None = None) -> Path:
     """Write ``model`` (a Network or a fitted estimator) to ``path`` atomically."""
-    st_numpy = _safetensors()
     if isinstance(model, Network):
         network, metadata = model, {"kind": "network"}
     elif hasattr(model, "_model_file_payload"):
@@ -69,10 +70,26 @@ def save(model, path: str | os.PathLike, *, preprocessing: dict | None = None) -
     for h, (W, b) in enumerate(zip(network.weights, network.biases)):
         tensors[f"weights.{h}"] = np.ascontiguousarray(W)
         tensors[f"biases.{h}"] = np.ascontiguousarray(b)
-    blob = st_numpy.save(tensors, metadata={METADATA_KEY: json.dumps(metadata, default=_plain)})
     path = Path(path)
-    write_atomically(path, blob)
+    write_atomically(path, file_bytes(tensors, metadata))
     return path
+
+
+def file_bytes(tensors: dict[str, np.ndarray], metadata: dict) -> bytes:
+    """The safetensors file: the tensors, and the metadata with their SHA-256 added."""
+    metadata = {**metadata, CHECKSUM_KEY: tensor_digest(tensors)}
+    encoded = json.dumps(metadata, default=_plain)
+    return _safetensors().save(tensors, metadata={METADATA_KEY: encoded})
+
+
+def tensor_digest(tensors: dict[str, np.ndarray]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
 
 
 def _plain(value):
@@ -193,6 +210,12 @@ def _read(path: Path) -> tuple[dict, dict]:
         raise ModelFileError(
             f"{path}: format version {version} is newer than this deltaprop reads "
             f"({FORMAT_VERSION}); upgrade deltaprop"
+        )
+    stored = metadata.pop(CHECKSUM_KEY, None)  # files written before 2026-12-04 have none
+    if stored is not None and stored != tensor_digest(tensors):
+        raise ModelFileError(
+            f"{path}: the tensor data do not match the checksum stored with them; the file "
+            "is damaged (changed or corrupted bytes): use another copy"
         )
     metadata["_path"] = str(path)
     return tensors, metadata
