@@ -191,6 +191,27 @@ def test_resume_refuses_contradicting_settings(folder):
     assert "the run is complete; to train further" in result.stdout
     result = run("train", "--resume", "run.ckpt", "--epochs", "5")
     assert result.exit_code == 2 and "already at epoch 5" in result.stderr
+    result = run("train", "--resume", "run.ckpt")  # the stored total: 5 epochs
+    assert result.exit_code == 2 and "already at epoch 5" in result.stderr
+
+
+def test_a_folder_named_like_a_dataset_leaves_the_dataset(folder):
+    (folder / "moons").mkdir()
+    assert run("train", "moons", "--epochs", "2", "--no-plot", "-q").exit_code == 0
+
+
+def test_info_on_a_checkpoint_written_from_python(folder):
+    from deltaprop.checkpoint import save_checkpoint
+
+    net = dp.Network([2, 3, 2], seed=0)
+    history = dp.fit(net, np.eye(2), [0, 1], epochs=3)
+    save_checkpoint("lib.ckpt", net, dp.GradientDescent(0.1), history, np.random.default_rng(0))
+    save_checkpoint("odd.ckpt", net, dp.GradientDescent(0.1), history, np.random.default_rng(0),
+                    settings={"run": "x", "epochs": 9})  # fmt: skip
+    for name in ("lib.ckpt", "odd.ckpt"):
+        result = run("info", name)
+        assert result.exit_code == 0, result.output
+        assert "at epoch 3" in result.stdout and "written from Python" in result.stdout
 
 
 def test_resume_from_another_folder_with_the_default_target_named(folder, flowers, monkeypatch):

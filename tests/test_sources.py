@@ -194,6 +194,8 @@ def test_lists_are_data_and_globs_of_npy_files_are_shards(data):
     assert len(history) == 2 and "val_loss" in history
     by_glob = _value_and_grad(_net(), str(path / "npy" / "part-*.npy"))
     assert by_glob[0] == _value_and_grad(_net(), ShardSource(path / "npy"))[0]
+    np.save(path / "run[1].npy", X)  # a file whose name reads like a pattern is that file
+    assert objective.value_and_grad(str(path / "run[1].npy"), y)[0] == J
 
 
 def test_the_index_pandas_stores_in_parquet_is_not_a_feature(tmp_path):

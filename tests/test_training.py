@@ -232,6 +232,13 @@ def test_ctrl_c_in_the_first_epoch_leaves_the_starting_parameters():
     assert net.params.tobytes() == start.tobytes()
 
 
+def test_a_continued_history_forgets_how_its_last_run_ended():
+    net, X, y = random_problem([3, 6, 3], "tanh", n=30, seed=3)
+    history = dp.fit(net, X, y, epochs=2)
+    history.stop_reason = "interrupted (Ctrl-C); the best parameters so far were kept"
+    assert dp.fit(net, X, y, epochs=2, history=history).stop_reason == ""
+
+
 def test_resuming_with_history_continues_bit_identically():
     net, X, y = random_problem([3, 6, 3], "tanh", n=30, seed=3)
     twin = net.copy()

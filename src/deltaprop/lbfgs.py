@@ -69,6 +69,7 @@ def fit_lbfgs(
         np.random.default_rng(0),
         max_iter,
     )
+    state.history.stop_reason = ""  # a continued history's last ending is history
     params = network.params
     state.extra["params_before_step"] = params  # records describe the current iterate
     best = params.copy()

@@ -528,8 +528,9 @@ def is_shards(X) -> bool:
     if isinstance(X, (list, tuple)):
         return len(X) > 0 and all(isinstance(p, (str, os.PathLike)) for p in X)
     if isinstance(X, (str, os.PathLike)):
-        text = os.fspath(X)
-        return not text.endswith(".npy") or glob.has_magic(text)
+        text = os.fspath(X)  # a file named run[1].npy is that file, not a pattern
+        one_file = text.endswith(".npy") and (os.path.isfile(text) or not glob.has_magic(text))
+        return not one_file
     return False
 
 

@@ -210,6 +210,7 @@ def fit(
         as_generator(seed),
         int(epochs),
     )
+    state.history.stop_reason = ""  # a continued history's last ending is history
     before, last_finite, best = (network.params.copy() for _ in range(3))
     for callback in callbacks:
         callback.on_train_begin(state)

@@ -80,13 +80,15 @@ def open_data(data: str):
     """(table, name): a built-in dataset by name, or a CSV/TSV/Parquet/.npz file by path.
     Built-in tables carry the dataset's task in ``frame.attrs['task']``."""
     path = Path(data)
-    if path.is_file() or path.is_dir():  # read_table explains why a folder is no table
+    if path.is_file():
         return read_table(path), path.name
     if data in datasets.names():
         dataset = datasets.load(data)
         frame = dataset_frame(dataset)
         frame.attrs["task"] = dataset.task
         return frame, data
+    if path.is_dir():  # read_table explains why a folder is no table
+        return read_table(path), path.name
     if path.suffix or "/" in data or "\\" in data:
         raise DataError(f"{data}: no such file; check the path")
     close = difflib.get_close_matches(data, datasets.names(), n=1)

@@ -168,8 +168,15 @@ def _checkpoint_summary(path: str) -> None:
     from ..checkpoint import load_checkpoint
 
     checkpoint = load_checkpoint(path)
-    run, epochs = checkpoint.settings.get("run") or {}, checkpoint.settings.get("epochs")
-    if isinstance(epochs, int) and checkpoint.epoch < epochs:
+    run, epochs = checkpoint.settings.get("run"), checkpoint.settings.get("epochs")
+    if not isinstance(run, dict) or not isinstance(epochs, int):
+        click.echo(
+            f"{path}: training checkpoint at epoch {checkpoint.epoch}; network "
+            f"{checkpoint.architecture['sizes']}; written from Python (deltaprop.checkpoint), "
+            "not by deltaprop train: resume it with load_checkpoint"
+        )
+        return
+    if checkpoint.epoch < epochs:
         then = f"continue with deltaprop train --resume {path}"
     else:
         then = (

@@ -234,7 +234,12 @@ def _resume_settings(ctx: click.Context, options: dict):
             )
     options.update({k: stored[k] for k in RUN_KEYS})
     options["data"] = options["data"] or stored["data"]
-    target = options["epochs"] or stored["epochs"]
+    target = options["epochs"] or checkpoint.settings.get("epochs")
+    if not isinstance(target, int) or isinstance(target, bool):
+        raise ModelFileError(
+            f"{options['resume']}: the stored run length {target!r} is no epoch count; pass "
+            "--epochs with the run's total"
+        )
     if checkpoint.epoch >= target:
         raise ConfigError(
             f"{options['resume']} is already at epoch {checkpoint.epoch}; pass --epochs "

@@ -133,11 +133,15 @@ class Session:
                 final = Objective(self.network, l2=s.l2).value(self.X_train, self.y_train)
             if not math.isfinite(final) or final > EXPLODE * self.reference:
                 objective = final if math.isfinite(final) else math.inf
+            else:  # checked: the next slice starts from known-good parameters
+                np.copyto(self.good_params, self.network.params)
+                self.good_epoch = self.epoch + len(records)
         first = self.epoch
         self.epoch += len(records)
         numbered = [{"epoch": first + i + 1, **r} for i, r in enumerate(records)]
         if not math.isnan(objective):
-            self._diverged(objective, numbered)
+            # the good parameters' own record is sent again by the slice that resumes there
+            self._diverged(objective, numbered[: max(self.good_epoch - first, 0)])
         return numbered
 
     def _diverged(self, objective: float, records: list[dict]) -> None:
