@@ -311,3 +311,19 @@ def test_a_file_written_without_a_checksum_still_loads(tmp_path):
     old = {"deltaprop": json.dumps({**metadata, "format_version": 1})}
     save_file(load_file(path), path, metadata=old)  # as deltaprop wrote files before
     assert np.array_equal(dp.load(path).params, net.params)
+
+
+def test_tensors_in_any_layout_or_byte_order_are_written_as_their_values(tmp_path):
+    from deltaprop.serialization import _read, file_bytes
+
+    values = np.arange(6, dtype=np.float64).reshape(2, 3)
+    tensors = {
+        "fortran": np.asfortranarray(values),
+        "big": values.astype(">f8"),
+        "strided": np.arange(12.0).reshape(2, 6)[:, ::2],
+    }
+    path = tmp_path / "t.safetensors"
+    path.write_bytes(file_bytes(tensors, {"format_version": 1}))
+    loaded, _ = _read(path)
+    for name, array in tensors.items():
+        np.testing.assert_array_equal(loaded[name], array)

@@ -76,7 +76,13 @@ def save(model, path: str | os.PathLike, *, preprocessing: dict | None = None) -
 
 
 def file_bytes(tensors: dict[str, np.ndarray], metadata: dict) -> bytes:
-    """The safetensors file: the tensors, and the metadata with their SHA-256 added."""
+    """The safetensors file: the tensors, and the metadata with their SHA-256 added. Each
+    tensor is made C-ordered little-endian first, as safetensors stores it, so the digest
+    is of the bytes written (safetensors writes other layouts' raw memory)."""
+    tensors = {
+        name: np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        for name, array in tensors.items()
+    }
     metadata = {**metadata, CHECKSUM_KEY: tensor_digest(tensors)}
     encoded = json.dumps(metadata, default=_plain)
     return _safetensors().save(tensors, metadata={METADATA_KEY: encoded})
