@@ -121,6 +121,7 @@ def bad_inputs(folder):
     (folder / "other.csv").write_text("p,q\n1,2\n")
     (folder / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     (folder / "gaps.csv").write_text("x1,x2\n1,\n")
+    (folder / "real.csv").write_text("a,y\n" + "".join(f"{i},{i / 7:.3f}\n" for i in range(20)))
     (folder / "semicolons.csv").write_text("a;b;y\n1;2;x\n3;4;y\n")
     (folder / "junk.npz").write_bytes(b"not a zip archive at all")
     np.savez(folder / "objects.npz", x=np.arange(2), y=np.array(["a", None], dtype=object))
@@ -168,6 +169,11 @@ BAD = [
     (["train", "objects.npz"], "array 'y' holds Python objects"),
     (["train", "tables"], "tables is a folder"),
     (["train", "rare.csv"], "class(es) 'z' of target 'y' fall only in the rows held out"),
+    (["train", "real.csv", "--task", "classification"], "holds real numbers (e.g. 0.143)"),
+    (["train", "--features", ""], "--features is empty"),
+    (["train", "nonnum.csv", "--features", "a,a"], "names 'a' more than once"),
+    (["train", "--solver", "lbfgs", "--batch-size", "16"], "trains full batch; drop --batch-size"),
+    (["train", "--scheduler", "bogus"], "'bogus' is not a Dask scheduler address"),
 ]
 
 
@@ -370,3 +376,13 @@ def test_info_summarises_the_preprocessing(folder, flowers):
     assert "preprocessing: 1 numeric column(s) standardised" in text
     assert "color one-hot over 3 values" in text and "species one-hot over 3 values" in text
     assert "filled with the training rows' mean" in text and "target standardised" in text
+
+
+def test_batch_size_full_in_any_case_and_library_warnings_as_notes(folder):
+    assert (
+        run("train", "moons", "--epochs", "2", "--batch-size", "FULL", "--no-plot").exit_code == 0
+    )
+    result = run("train", "moons", "--epochs", "6", "--track-sharpness", "5", "--no-plot")
+    assert result.exit_code == 0, result.output
+    assert "note: gradient descent with learning rate η = 0.5 exceeds 2/λ_max" in result.stderr
+    assert "Warning:" not in result.stderr and ".py:" not in result.stderr

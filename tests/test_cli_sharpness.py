@@ -47,6 +47,9 @@ def test_sharpness_under_lbfgs_is_recorded_without_a_step_size(tmp_path):
     tracker = dp.SharpnessTracker(2, data=(X, y))
     history = dp.fit_lbfgs(net, X, y, max_iter=5, callbacks=[tracker])
     assert np.isfinite(history["sharpness"][::2]).all() and "stability_threshold" not in history
+    tracker = dp.SharpnessTracker(2, data=(X, y))
+    history = dp.fit(net, X, y, optimizer=dp.Adam(0.01), epochs=3, callbacks=[tracker])
+    assert "sharpness" in history and "stability_threshold" not in history  # 2/η: GD only
     plot = tmp_path / "curves.png"
     args = ["train", "--solver", "lbfgs", "--epochs", "4", "--track-sharpness", "2", "--quiet"]
     args += ["--out", tmp_path / "m.safetensors", "--plot", plot]

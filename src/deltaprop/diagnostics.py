@@ -92,7 +92,7 @@ class SharpnessTracker(Callback):
             return
         values = self._initial if since == 0 else self._measure(state.extra["params_before_step"])
         record["sharpness"] = values[0]
-        if state.optimizer is not None:  # L-BFGS has no step size η
+        if isinstance(state.optimizer, GradientDescent):  # 2/η bounds plain GD's steps only
             record["stability_threshold"] = 2 / state.optimizer.learning_rate
         for i, value in enumerate(values[1:], start=2):
             record[f"sharpness_{i}"] = value

@@ -177,6 +177,11 @@ def connect(client, timeout: float, n_workers: int | None):
     if isinstance(client, str):
         try:
             return distributed.Client(client, timeout=timeout), True
+        except ValueError as err:  # not an address at all, e.g. no port
+            raise ConfigError(
+                f"{client!r} is not a Dask scheduler address ({err}); write it as "
+                "tcp://host:8786, or use 'local' for a cluster on this machine"
+            ) from None
         except (OSError, TimeoutError) as err:
             raise ConfigError(
                 f"cannot reach the Dask scheduler at {client!r} within {timeout:g} s ({err}); "

@@ -75,8 +75,8 @@ def _accuracy_panel(ax, view: TrainingView) -> None:
 
 
 def _sharpness_panel(ax, view: TrainingView) -> None:
-    """λ_max(∇²J) where it was measured, against the stability threshold 2/η (none for
-    L-BFGS, which has no η)."""
+    """λ_max(∇²J) where it was measured, against the stability threshold 2/η (plain gradient
+    descent only: it is no threshold for momentum, Adam or L-BFGS)."""
     epochs = np.arange(1, len(view.history) + 1)
     sharpness = view.history["sharpness"]
     measured = np.isfinite(sharpness)

@@ -8,6 +8,7 @@ diverged run exits with 1; Ctrl-C with 130.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -22,6 +23,10 @@ def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
+def _note_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"note: {message}", err=True)
+
+
 def error(message: str) -> None:
     click.echo(f"error: {_one_line(message)}", err=True)
 
@@ -31,7 +36,9 @@ class DeltapropGroup(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            result = super().main(args, "deltaprop", complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings():  # a library warning is a note here, not source
+                warnings.showwarning = _note_warning
+                result = super().main(args, "deltaprop", complete_var, False, **extra)
             code = result if isinstance(result, int) else 0
         except NO_ARGS_IS_HELP as err:  # a bare `deltaprop` (or group): the help, unflattened
             click.echo(err.format_message())

@@ -45,7 +45,7 @@ class BatchSize(click.ParamType):
     name = "N|full"
 
     def convert(self, value, param, ctx):
-        if value is None or value == "full":
+        if value is None or (isinstance(value, str) and value.strip().lower() == "full"):
             return None
         try:
             size = int(value)

@@ -92,6 +92,7 @@ class Session:
             )
         order = rng.permutation(n)
         val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+        _check_labels(frame, target, task)
         if checkpoint is not None:
             try:
                 prep = Preprocessing.from_dict(checkpoint.settings.get("preprocessing"))
@@ -299,4 +300,17 @@ def _check_classes_learnt(prep: Preprocessing, frame, val_rows: np.ndarray) -> N
             f"class(es) {', '.join(map(repr, unlearnt[:5]))} of target {prep.target!r} fall "
             "only in the rows held out for validation, so they cannot be learnt; use more rows "
             "of those classes, another --seed or a smaller --validation"
+        )
+
+
+def _check_labels(frame, target: str, task: str) -> None:
+    """Classification needs class labels: a target of real numbers is refused at once."""
+    values = frame[target].dropna()
+    if task != "classification" or values.dtype.kind != "f":
+        return
+    fractional = values[values != values.round()]
+    if len(fractional):
+        raise DataError(
+            f"target {target!r} holds real numbers (e.g. {fractional.iloc[0]:g}), not class "
+            "labels; use --task regression, or turn the target into classes first"
         )

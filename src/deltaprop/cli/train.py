@@ -94,7 +94,7 @@ def train(ctx: click.Context, **options) -> int:
     Writes the model (--out) and a plot of the training curves (--plot). Ctrl-C stops
     cleanly: the best parameters so far are written and the exit status is 130.
     """
-    options["features"] = options["features"].split(",") if options["features"] else None
+    options["features"] = _feature_list(options["features"])
     resumed = _resume_settings(ctx, options)
     options["data"] = options["data"] or DEFAULT_DATA
     options["epochs"] = options["epochs"] or DEFAULT_EPOCHS
@@ -118,15 +118,19 @@ def train(ctx: click.Context, **options) -> int:
             "--checkpoint": common.check_output(checkpoint, "--checkpoint"),
         },
     )
-    if options["solver"] == "lbfgs" and (checkpoint or options["batch_size"]):
+    if options["solver"] == "lbfgs" and options["batch_size"]:
         raise ConfigError(
-            "the lbfgs solver trains full batch and cannot be checkpointed or resumed (SciPy "
-            "keeps its memory); drop --batch-size/--checkpoint/--resume or use --solver gd"
+            "the lbfgs solver trains full batch; drop --batch-size or use --solver adam"
+        )
+    if options["solver"] == "lbfgs" and checkpoint:
+        raise ConfigError(
+            "the lbfgs solver cannot be checkpointed or resumed (SciPy keeps its memory); "
+            "drop --checkpoint/--resume or use --solver gd"
         )
     session = Session.start({k: options[k] for k in ("data", "epochs", *RUN_KEYS)}, resumed)
     quiet = options["quiet"]
+    backend = _dask_backend(options["scheduler"], options)  # a bad address: before the plan
     common.note(session.describe(), quiet)
-    backend = _dask_backend(options["scheduler"], options)
     try:
         with _blas_threads(options["threads"], session):
             session.fit(
@@ -162,6 +166,21 @@ def train(ctx: click.Context, **options) -> int:
         common.note(f"stopped: {session.history.stop_reason}", quiet)
     common.note(f"wrote {', '.join(written)}", quiet)
     return 0
+
+
+def _feature_list(text: str | None) -> list[str] | None:
+    """``--features a,b`` as ["a", "b"] (spaces around names dropped); None for all."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",")]
+    if not any(names):
+        raise ConfigError("--features is empty; name the input columns, e.g. --features a,b")
+    if "" in names:
+        raise ConfigError(f"--features {text!r} has an empty name; separate names by one comma")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"--features names {', '.join(map(repr, repeated))} more than once")
+    return names
 
 
 def _checked_run(ctx: click.Context, path: str, stored: dict) -> dict:
