@@ -386,3 +386,16 @@ def test_batch_size_full_in_any_case_and_library_warnings_as_notes(folder):
     assert result.exit_code == 0, result.output
     assert "note: gradient descent with learning rate η = 0.5 exceeds 2/λ_max" in result.stderr
     assert "Warning:" not in result.stderr and ".py:" not in result.stderr
+
+
+def test_options_that_have_no_effect_are_said_so(folder):
+    (folder / "two.csv").write_text("a,y\n1,0\n2,1\n")
+    result = run("train", "two.csv", "--epochs", "2", "--plot", "p.png", "--no-plot")
+    assert result.exit_code == 0, result.output
+    assert "note: --no-plot is given, so no plot is written to --plot" in result.stderr
+    assert "note: --validation 0.2 of 2 rows holds out none" in result.stderr
+    assert not (folder / "p.png").exists()
+    result = run("train", "moons", "--hidden", "0", "--activation", "relu", "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    assert "--activation has no effect" in result.stderr
+    assert "training a 2-2 network (no hidden layer) on moons" in result.stderr

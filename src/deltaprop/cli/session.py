@@ -159,8 +159,12 @@ class Session:
         rate = "" if s["solver"] == "lbfgs" else f", η = {s['learning_rate']:g}"
         start = f" from epoch {len(self.history)}" if len(self.history) else ""
         lines = [self.task_note] if self.task_note else []
+        units = f"{s['activation']} network" if s["hidden"] else "network (no hidden layer)"
+        if len(self.val_rows) == 0 and s["validation"] > 0:
+            rows = len(self.train_rows)
+            lines.append(f"note: --validation {s['validation']:g} of {rows} rows holds out none")
         lines.append(
-            f"training a {arch} {s['activation']} network on {self.name} "
+            f"training a {arch} {units} on {self.name} "
             f"({len(self.train_rows)} training rows, {len(self.val_rows)} validation) with "
             f"{SOLVER_NAMES[s['solver']]} ({batch}{rate}, λ = {s['l2']:g}){start} to epoch "
             f"{s['epochs']}"

@@ -104,11 +104,15 @@ def train(ctx: click.Context, **options) -> int:
         if options["no_plot"]
         else common.check_output(options["plot"], "--plot", common.PLOT_FORMATS)
     )
-    every_given = ctx.get_parameter_source("checkpoint_every") == ParameterSource.COMMANDLINE
-    if every_given and not (options["checkpoint"] or options["resume"]):
+    if _given(ctx, "checkpoint_every") and not (options["checkpoint"] or options["resume"]):
         raise ConfigError("--checkpoint-every needs --checkpoint PATH (where to write the state)")
     if options["solver"] == "lbfgs" and options["learning_rate"] is not None:
         common.warn("note: L-BFGS chooses its own steps; --learning-rate is ignored")
+    given = {key for key in ("plot", "activation") if _given(ctx, key)}
+    if "plot" in given and options["no_plot"]:
+        common.warn("note: --no-plot is given, so no plot is written to --plot")
+    if "activation" in given and options["hidden"] == []:
+        common.warn("note: without hidden layers (--hidden 0) --activation has no effect")
     checkpoint = options["checkpoint"] or options["resume"]
     common.check_distinct(
         {"DATA file": options["data"]},
@@ -166,6 +170,11 @@ def train(ctx: click.Context, **options) -> int:
         common.note(f"stopped: {session.history.stop_reason}", quiet)
     common.note(f"wrote {', '.join(written)}", quiet)
     return 0
+
+
+def _given(ctx: click.Context, key: str) -> bool:
+    """Whether the option was typed on the command line (not a default)."""
+    return ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE
 
 
 def _feature_list(text: str | None) -> list[str] | None:
@@ -244,8 +253,7 @@ def _resume_settings(ctx: click.Context, options: dict):
         raise ConfigError(f"{options['resume']}: not a checkpoint written by deltaprop train")
     stored = _checked_run(ctx, options["resume"], stored)
     for key in RUN_KEYS:
-        given = ctx.get_parameter_source(key) == ParameterSource.COMMANDLINE
-        if given and options[key] != stored[key]:
+        if _given(ctx, key) and options[key] != stored[key]:
             flag = "--" + key.replace("_", "-")
             raise ConfigError(
                 f"{flag} {options[key]} differs from the checkpoint's {stored[key]}; "
