@@ -77,7 +77,7 @@ def save_checkpoint(
     settings: dict | None = None,
 ) -> Path:
     """Write the training state to ``path`` atomically (safetensors + JSON, no pickle)."""
-    return _write(path, *_training_state(network, optimizer, history, rng), settings)
+    return _write_file(path, *_training_state(network, optimizer, history, rng), settings)
 
 
 def _training_state(
@@ -107,7 +107,9 @@ def _training_state(
     return tensors, metadata
 
 
-def _write(path: str | os.PathLike, tensors: dict, metadata: dict, settings: dict | None) -> Path:
+def _write_file(
+    path: str | os.PathLike, tensors: dict, metadata: dict, settings: dict | None
+) -> Path:
     path = Path(path)
     write_atomically(path, file_bytes(tensors, {**metadata, "settings": settings or {}}))
     return path
@@ -172,7 +174,7 @@ class CheckpointWriter(Callback):
         self._write(self._snapshot(state))
 
     def _write(self, snapshot: tuple[dict, dict]) -> None:
-        _write(self.path, *snapshot, self.settings)
+        _write_file(self.path, *snapshot, self.settings)
         self.written_epoch = snapshot[1]["epoch"]
 
     def on_train_begin(self, state: TrainingState) -> None:

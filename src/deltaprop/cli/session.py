@@ -76,8 +76,9 @@ class Session:
         if Path(settings["data"]).is_file():
             settings["data"] = str(Path(settings["data"]).resolve())
         task, note = settings["task"], ""
-        if task == "auto" and common.builtin_task(frame, target):
-            task = common.builtin_task(frame, target)
+        builtin = common.builtin_task(frame, target)
+        if task == "auto" and builtin:
+            task = builtin
         elif task == "auto":
             task, reason = infer_task(frame, target)
             other = "regression" if task == "classification" else "classification"

@@ -108,10 +108,9 @@ def train(ctx: click.Context, **options) -> int:
         raise ConfigError("--checkpoint-every needs --checkpoint PATH (where to write the state)")
     if options["solver"] == "lbfgs" and options["learning_rate"] is not None:
         common.warn("note: L-BFGS chooses its own steps; --learning-rate is ignored")
-    given = {key for key in ("plot", "activation") if _given(ctx, key)}
-    if "plot" in given and options["no_plot"]:
+    if _given(ctx, "plot") and options["no_plot"]:
         common.warn("note: --no-plot is given, so no plot is written to --plot")
-    if "activation" in given and options["hidden"] == []:
+    if _given(ctx, "activation") and options["hidden"] == []:
         common.warn("note: without hidden layers (--hidden 0) --activation has no effect")
     checkpoint = options["checkpoint"] or options["resume"]
     common.check_distinct(

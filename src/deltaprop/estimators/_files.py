@@ -83,7 +83,7 @@ def _feature_names(estimator) -> list[str] | None:
 
 def _check_architecture(estimator, network: Network, metadata: dict) -> None:
     if estimator._model_kind == "mlp_regressor":
-        outputs = {"identity" if estimator.loss == "squared_error" else "exp"}
+        outputs = {estimator._loss_outputs[estimator.loss]}
     else:
         outputs = {"sigmoid"} if metadata.get("multilabel") else {"softmax"}
     if network.output.name not in outputs:

@@ -16,7 +16,7 @@ from ..network import Network
 from ._base import BaseMLP
 
 LOSS = "squared_error"  # the default, ℓ = ½‖f − y‖²
-OUTPUTS = {LOSS: "identity", "poisson": "exp"}  # loss → output pair (poisson: the log link)
+LOSS_OUTPUTS = {LOSS: "identity", "poisson": "exp"}  # loss → output pair (poisson: log link)
 
 
 def _loss_first(init):
@@ -53,6 +53,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         "loss": [StrOptions({LOSS, "poisson"})],
     }
     __init__ = _loss_first(BaseMLP.__init__)
+    _loss_outputs = LOSS_OUTPUTS  # also what the model-file loader checks
 
     @available_if(lambda est: est._check_partial_fit())
     @_fit_context(prefer_skip_nested_validation=True)
@@ -67,7 +68,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
             raise ValueError(
                 f"loss='poisson' needs targets ≥ 0 (counts, rates); found {np.min(y):g}"
             )
-        return (y.reshape(-1, 1) if y.ndim == 1 else y), OUTPUTS[self.loss], {}
+        return (y.reshape(-1, 1) if y.ndim == 1 else y), self._loss_outputs[self.loss], {}
 
     def predict(self, X) -> np.ndarray:
         """f(X), shape (n_samples,) for one target, (n_samples, n_outputs) otherwise."""
